@@ -1,0 +1,1 @@
+"""Episodes on disk (compressed npz without pickle + JSON sidecar), generation and datasets."""

@@ -1,0 +1,158 @@
+"""
+Episodes on disk: one compressed ``.npz`` (never pickled) plus a JSON sidecar per episode.
+
+Arrays (T frames):
+  rgb     uint8   (T, H, W, 3)
+  depth   float32 (T, H, W) metres, NaN or 0 invalid (optional)
+  pose    float64 (T, 4, 4) world <- camera, optical convention
+  K       float64 (3, 3) intrinsics of ``rgb``
+  stamp   int64   (T,) nanoseconds
+  action  int64   (T,) or float (T, A): the action taken *before* each frame (optional)
+Any other array is kept as an extra (agent position, maze layout, revisit flags, ...).
+"""
+
+from dataclasses import dataclass, field
+import json
+import logging
+import os
+from pathlib import Path
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+FORMAT_VERSION = 1
+CORE_KEYS = ('rgb', 'depth', 'pose', 'K', 'stamp', 'action')
+
+log = logging.getLogger(__name__)
+
+
+class EpisodeError(ValueError):
+    """An episode that is malformed, truncated or unreadable; the message names the file."""
+
+
+@dataclass
+class Episode:
+    rgb: np.ndarray
+    pose: np.ndarray
+    K: np.ndarray
+    stamp: np.ndarray
+    depth: np.ndarray = None
+    action: np.ndarray = None
+    extras: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.rgb)
+
+    @property
+    def image_size(self):
+        """(width, height) of the RGB frames."""
+        return self.rgb.shape[2], self.rgb.shape[1]
+
+    def validate(self, source='episode'):
+        """Raise EpisodeError naming ``source`` and the first problem found."""
+        def fail(reason):
+            raise EpisodeError(f'{source}: {reason}')
+
+        if self.rgb.ndim != 4 or self.rgb.shape[-1] != 3 or self.rgb.dtype != np.uint8:
+            fail(f'rgb must be uint8 (T, H, W, 3), got {self.rgb.dtype} {self.rgb.shape}')
+        frames, height, width = self.rgb.shape[:3]
+        if frames == 0:
+            fail('episode has no frames')
+        if self.pose.shape != (frames, 4, 4):
+            fail(f'pose must be ({frames}, 4, 4), got {self.pose.shape}')
+        if not np.all(np.isfinite(self.pose)):
+            fail('pose contains NaN or infinite values')
+        if self.K.shape != (3, 3) or not np.all(np.isfinite(self.K)) or self.K[0, 0] <= 0:
+            fail(f'K must be a finite 3x3 intrinsics matrix, got shape {self.K.shape}')
+        if self.stamp.shape != (frames,):
+            fail(f'stamp must have shape ({frames},), got {self.stamp.shape}')
+        if frames > 1 and np.any(np.diff(self.stamp) <= 0):
+            fail('stamps must be strictly increasing')
+        if self.depth is not None and self.depth.shape != (frames, height, width):
+            fail(f'depth must be ({frames}, {height}, {width}), got {self.depth.shape}')
+        if self.action is not None and len(self.action) != frames:
+            fail(f'action has {len(self.action)} entries for {frames} frames')
+        for name, value in self.extras.items():
+            if name in CORE_KEYS:
+                fail(f'extra array {name!r} shadows a core array')
+            if getattr(value, 'dtype', None) is not None and value.dtype == object:
+                fail(f'extra array {name!r} has dtype object, which needs pickle')
+        return self
+
+
+def sidecar_path(path):
+    return Path(path).with_suffix('.json')
+
+
+def save_episode(path, episode):
+    """Write ``episode`` atomically: a crash leaves either the old files or the new ones."""
+    episode.validate(str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {'rgb': episode.rgb, 'pose': episode.pose.astype(np.float64),
+              'K': episode.K.astype(np.float64), 'stamp': episode.stamp.astype(np.int64)}
+    if episode.depth is not None:
+        arrays['depth'] = episode.depth.astype(np.float32)
+    if episode.action is not None:
+        arrays['action'] = episode.action
+    arrays.update(episode.extras)
+    meta = dict(episode.meta, format_version=FORMAT_VERSION, frames=len(episode),
+                arrays=sorted(arrays))
+    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    _atomic_write(sidecar_path(path),
+                  lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
+
+
+def _atomic_write(path, write):
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_episode(path):
+    """Load and validate an episode; any problem raises EpisodeError naming the file."""
+    path = Path(path)
+    try:
+        meta = json.loads(sidecar_path(path).read_text())
+    except FileNotFoundError:
+        raise EpisodeError(f'{path}: missing sidecar {sidecar_path(path).name}') from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EpisodeError(f'{path}: unreadable sidecar: {exc}') from None
+    if meta.get('format_version') != FORMAT_VERSION:
+        raise EpisodeError(f'{path}: format_version {meta.get("format_version")!r}, '
+                           f'expected {FORMAT_VERSION}')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise EpisodeError(f'{path}: file not found') from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+        raise EpisodeError(f'{path}: truncated or corrupt npz: {exc}') from None
+    missing = {'rgb', 'pose', 'K', 'stamp'} - set(arrays)
+    if missing:
+        raise EpisodeError(f'{path}: missing arrays {sorted(missing)}')
+    core = {key: arrays.pop(key, None) for key in CORE_KEYS}
+    return Episode(extras=arrays, meta=meta, **core).validate(str(path))
+
+
+def episode_paths(directory):
+    return sorted(Path(directory).glob('*.npz'))
+
+
+def iter_episodes(directory):
+    """Yield (path, episode) for every readable episode; corrupt ones are logged and skipped."""
+    for path in episode_paths(directory):
+        try:
+            yield path, load_episode(path)
+        except EpisodeError as exc:
+            log.warning('skipping episode: %s', exc)

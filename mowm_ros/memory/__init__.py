@@ -1,0 +1,1 @@
+"""The robot's memories: spatial point cloud, episodic keyframes, crash-safe snapshots."""

@@ -1,0 +1,1 @@
+"""Denoiser, diffusion schedule and sampler, memory experts, composition, LoRA."""

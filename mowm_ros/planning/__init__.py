@@ -1,0 +1,1 @@
+"""Imagination along paths, path scoring and costmap export (plain Python, no rclpy)."""

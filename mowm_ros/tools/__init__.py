@@ -1,0 +1,1 @@
+"""Command-line tools behind ``mowm`` (training, evaluation, data, benchmarks)."""

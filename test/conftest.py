@@ -1,0 +1,31 @@
+"""Shared fixtures: a real ROS 2 context per test, each on its own DDS domain."""
+
+import os
+import sys
+
+import pytest
+
+# Before rclpy is imported anywhere: discovery stays on this machine.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('MUJOCO_GL', 'osmesa')
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from ros_harness import claim_domain_id, RosHarness  # noqa: E402
+
+
+@pytest.fixture
+def domain_id():
+    """Claim a DDS domain id no other test (in this run or a concurrent one) is using."""
+    with claim_domain_id() as claimed:
+        yield claimed
+
+
+@pytest.fixture
+def ros(domain_id):
+    """Start a RosHarness: own Context on ``domain_id``, executor spinning in a thread."""
+    harness = RosHarness(domain_id)
+    try:
+        yield harness
+    finally:
+        harness.close()

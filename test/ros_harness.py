@@ -1,0 +1,101 @@
+"""Real ROS 2 for tests: own Context and domain, executor in a thread, ordered teardown."""
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import threading
+import time
+
+# Domain ids 0..101 avoid ephemeral-port clashes on Linux; 0 is left to people's own systems.
+DOMAIN_IDS = range(1, 102)
+LOCK_DIR = os.path.join(tempfile.gettempdir(), 'mowm_ros_test_domains')
+
+
+@contextlib.contextmanager
+def claim_domain_id():
+    """
+    Hold an exclusive lock on a free domain id for the duration of the block.
+
+    Locks live in the temp directory, so pytest-xdist workers and concurrent test runs on the
+    same machine never share a domain; a crashed holder's lock is released by the kernel.
+    """
+    os.makedirs(LOCK_DIR, exist_ok=True)
+    start = (os.getpid() * 7) % len(DOMAIN_IDS)
+    for offset in range(len(DOMAIN_IDS)):
+        domain = DOMAIN_IDS[(start + offset) % len(DOMAIN_IDS)]
+        handle = open(os.path.join(LOCK_DIR, f'{domain}.lock'), 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield domain
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        return
+    raise RuntimeError('no free ROS domain id for this test')
+
+
+def wait_for(predicate, timeout=10.0, interval=0.01):
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class RosHarness:
+    """An rclpy Context on its own domain with a MultiThreadedExecutor spinning in a thread."""
+
+    def __init__(self, domain_id, num_threads=4):
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.domain_id = domain_id
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        self.nodes = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        from rclpy.executors import ExternalShutdownException
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def node(self, name, **kwargs):
+        """Create a plain rclpy node in this context, spun by the executor."""
+        from rclpy.node import Node
+        return self.add(Node(name, context=self.context, **kwargs))
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def subprocess_env(self):
+        """Environment for a separate process that should join this test's domain."""
+        env = dict(os.environ)
+        env['ROS_DOMAIN_ID'] = str(self.domain_id)
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+        return env
+
+    def close(self):
+        import rclpy
+        # Executor first, so no callback runs while its node is destroyed.
+        self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
+        for node in reversed(self.nodes):
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
