@@ -7,9 +7,8 @@ and the spatial memory render points the same way.
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from mowm_ros import geometry
+import numpy as np
 
 
 @dataclass
