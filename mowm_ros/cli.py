@@ -7,6 +7,8 @@ import sys
 # Each module defines add_parser(subparsers) and sets ``func`` on its parser.
 SUBCOMMAND_MODULES = (
     'mowm_ros.tools.info',
+    'mowm_ros.tools.data',
+    'mowm_ros.tools.train',
 )
 
 

@@ -106,6 +106,12 @@ def save_episode(path, episode):
                   lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
 
 
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _atomic_write(path, write):
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
@@ -113,6 +119,8 @@ def _atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); give it the permissions open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -122,15 +130,7 @@ def _atomic_write(path, write):
 def load_episode(path):
     """Load and validate an episode; any problem raises EpisodeError naming the file."""
     path = Path(path)
-    try:
-        meta = json.loads(sidecar_path(path).read_text())
-    except FileNotFoundError:
-        raise EpisodeError(f'{path}: missing sidecar {sidecar_path(path).name}') from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EpisodeError(f'{path}: unreadable sidecar: {exc}') from None
-    if meta.get('format_version') != FORMAT_VERSION:
-        raise EpisodeError(f'{path}: format_version {meta.get("format_version")!r}, '
-                           f'expected {FORMAT_VERSION}')
+    meta = read_sidecar(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -143,6 +143,43 @@ def load_episode(path):
         raise EpisodeError(f'{path}: missing arrays {sorted(missing)}')
     core = {key: arrays.pop(key, None) for key in CORE_KEYS}
     return Episode(extras=arrays, meta=meta, **core).validate(str(path))
+
+
+def read_sidecar(path):
+    """Return an episode's JSON sidecar; a missing or unreadable one raises EpisodeError."""
+    path = Path(path)
+    try:
+        meta = json.loads(sidecar_path(path).read_text())
+    except FileNotFoundError:
+        raise EpisodeError(f'{path}: missing sidecar {sidecar_path(path).name}') from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EpisodeError(f'{path}: unreadable sidecar: {exc}') from None
+    if not isinstance(meta, dict) or meta.get('format_version') != FORMAT_VERSION:
+        version = meta.get('format_version') if isinstance(meta, dict) else None
+        raise EpisodeError(f'{path}: format_version {version!r}, expected {FORMAT_VERSION}')
+    return meta
+
+
+def check_episode_file(path):
+    """
+    Return the sidecar of an episode whose files look complete, without decompressing it.
+
+    Reads the sidecar and the npz's zip directory (a truncated file has none) and checks that
+    every array the sidecar lists is there; ``load_episode`` does the full validation.
+    """
+    path = Path(path)
+    meta = read_sidecar(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            stored = {name[:-len('.npy')] for name in archive.namelist()}
+    except FileNotFoundError:
+        raise EpisodeError(f'{path}: file not found') from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise EpisodeError(f'{path}: truncated or corrupt npz: {exc}') from None
+    missing = set(meta.get('arrays', ())) - stored
+    if missing:
+        raise EpisodeError(f'{path}: missing arrays {sorted(missing)}')
+    return meta
 
 
 def episode_paths(directory):

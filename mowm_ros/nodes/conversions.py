@@ -5,27 +5,23 @@ Every ``*_to_numpy`` either returns a well-formed array or raises ConversionErro
 that names the problem; none of them trusts the message's declared sizes.
 """
 
-import math
-
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseStamped
-from mowm_ros import geometry
+from mowm_ros import geometry, image_codec
 from nav_msgs.msg import Odometry, Path
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
-DEPTH_ENCODINGS = {'32FC1': np.dtype('<f4'), '16UC1': np.dtype('<u2')}
-MAX_IMAGE_SIDE = 8192
+# Decoding lives in image_codec (no rclpy there, so rosbag import can share it).
+COLOR_ENCODINGS = image_codec.COLOR_ENCODINGS
+DEPTH_ENCODINGS = image_codec.DEPTH_ENCODINGS
+MAX_IMAGE_SIDE = image_codec.MAX_IMAGE_SIDE
 
+# One error type for every conversion, whether raised here or by the codec.
+ConversionError = image_codec.CodecError
 
-class ConversionError(ValueError):
-    """A message that cannot be converted; the message says why."""
-
-
-def stamp_to_ns(stamp):
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+stamp_to_ns = image_codec.stamp_to_ns
 
 
 def ns_to_stamp(ns):
@@ -37,101 +33,33 @@ def make_header(frame_id, stamp_ns):
     return Header(frame_id=frame_id, stamp=ns_to_stamp(stamp_ns))
 
 
-def _image_buffer(msg, channels, itemsize):
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ConversionError(f'image has zero size ({width}x{height})')
-    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
-        raise ConversionError(f'image size {width}x{height} exceeds {MAX_IMAGE_SIDE} pixels')
-    row_bytes = width * channels * itemsize
-    if step < row_bytes:
-        raise ConversionError(f'step {step} is smaller than width*channels*bytes = {row_bytes}')
-    data = bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray)) else msg.data
-    needed = step * (height - 1) + row_bytes
-    if len(data) < needed:
-        raise ConversionError(f'image data has {len(data)} bytes, expected at least {needed} '
-                              f'for {height} rows of step {step}')
-    # Only the last row's trailing padding may be absent.
-    padded = data[:step * height].ljust(step * height, b'\0')
-    buffer = np.frombuffer(padded, dtype=np.uint8)
-    rows = buffer.reshape(height, step)[:, :row_bytes]
-    return rows, height, width
-
-
 def image_to_rgb(msg):
     """RGB uint8 (H, W, 3) from an rgb8, bgr8, rgba8, bgra8 or mono8 Image."""
-    encoding = msg.encoding.lower()
-    if encoding not in COLOR_ENCODINGS:
-        raise ConversionError(f'unsupported colour encoding {msg.encoding!r}; '
-                              f'expected one of {sorted(COLOR_ENCODINGS)}')
-    channels = COLOR_ENCODINGS[encoding]
-    rows, height, width = _image_buffer(msg, channels, 1)
-    pixels = np.ascontiguousarray(rows).reshape(height, width, channels)
-    if encoding == 'mono8':
-        return np.repeat(pixels, 3, axis=2)
-    if encoding.startswith('bgr'):
-        pixels = pixels[:, :, 2::-1]
-    return np.ascontiguousarray(pixels[:, :, :3])
+    return image_codec.decode_rgb(msg)
 
 
 def image_to_depth(msg):
     """Depth float32 (H, W) in metres (NaN invalid) from a 32FC1 (m) or 16UC1 (mm) Image."""
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise ConversionError(f'unsupported depth encoding {msg.encoding!r}; '
-                              f'expected one of {sorted(DEPTH_ENCODINGS)}')
-    dtype = DEPTH_ENCODINGS[msg.encoding]
-    if msg.is_bigendian:
-        dtype = dtype.newbyteorder('>')
-    rows, height, width = _image_buffer(msg, 1, dtype.itemsize)
-    values = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
-    if msg.encoding == '16UC1':
-        depth = values.astype(np.float32) / 1000.0
-        depth[values == 0] = np.nan
-    else:
-        depth = values.astype(np.float32)
-        depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
-    return depth
+    return image_codec.decode_depth(msg)
 
 
 def rgb_to_image(rgb, frame_id, stamp_ns, encoding='rgb8'):
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if encoding == 'bgr8':
-        rgb = np.ascontiguousarray(rgb[:, :, ::-1])
-    elif encoding != 'rgb8':
-        raise ConversionError(f'cannot encode colour images as {encoding!r}')
-    height, width = rgb.shape[:2]
+    data, step = image_codec.encode_rgb(rgb, encoding)
+    height, width = np.shape(rgb)[:2]
     return Image(header=make_header(frame_id, stamp_ns), height=height, width=width,
-                 encoding=encoding, is_bigendian=0, step=width * 3, data=rgb.tobytes())
+                 encoding=encoding, is_bigendian=0, step=step, data=data)
 
 
 def depth_to_image(depth, frame_id, stamp_ns, encoding='32FC1'):
-    depth = np.asarray(depth, dtype=np.float32)
-    height, width = depth.shape
-    if encoding == '32FC1':
-        values = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype('<f4')
-    elif encoding == '16UC1':
-        millimetres = np.where(np.isfinite(depth), np.round(depth * 1000.0), 0)
-        values = np.clip(millimetres, 0, 65535).astype('<u2')
-    else:
-        raise ConversionError(f'cannot encode depth images as {encoding!r}')
+    data, step = image_codec.encode_depth(depth, encoding)
+    height, width = np.shape(depth)
     return Image(header=make_header(frame_id, stamp_ns), height=height, width=width,
-                 encoding=encoding, is_bigendian=0, step=width * values.itemsize,
-                 data=values.tobytes())
+                 encoding=encoding, is_bigendian=0, step=step, data=data)
 
 
 def camera_info_to_intrinsics(msg):
     """(K 3x3, (width, height)) from a CameraInfo, validated."""
-    K = np.array(msg.k, dtype=np.float64).reshape(3, 3) if len(msg.k) == 9 else None
-    if K is None:
-        raise ConversionError(f'camera_info.k has {len(msg.k)} values, expected 9')
-    width, height = int(msg.width), int(msg.height)
-    if width <= 0 or height <= 0:
-        raise ConversionError(f'camera_info has zero size ({width}x{height})')
-    try:
-        geometry.check_intrinsics(K, 'camera_info.k')
-    except geometry.GeometryError as exc:
-        raise ConversionError(str(exc)) from None
-    return K, (width, height)
+    return image_codec.decode_intrinsics(msg)
 
 
 def intrinsics_to_camera_info(K, size, frame_id, stamp_ns):
@@ -147,17 +75,7 @@ def intrinsics_to_camera_info(K, size, frame_id, stamp_ns):
 
 def pose_msg_to_matrix(pose):
     """4x4 matrix from a geometry_msgs/Pose; NaN, inf or a zero quaternion is rejected."""
-    position = (pose.position.x, pose.position.y, pose.position.z)
-    orientation = (pose.orientation.x, pose.orientation.y, pose.orientation.z,
-                   pose.orientation.w)
-    if not all(math.isfinite(v) for v in position + orientation):
-        raise ConversionError(f'pose has NaN or infinite values: position {position}, '
-                              f'orientation {orientation}')
-    try:
-        rotation = geometry.matrix_from_quaternion_xyzw(orientation)
-    except geometry.GeometryError as exc:
-        raise ConversionError(str(exc)) from None
-    return geometry.make_pose(rotation, position)
+    return image_codec.decode_pose(pose)
 
 
 def matrix_to_pose_msg(matrix):

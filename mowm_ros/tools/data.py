@@ -1,0 +1,167 @@
+"""``mowm data``: generate Memory Maze episodes, import rosbag2 recordings, summarise a dataset."""
+
+import json
+import logging
+from pathlib import Path
+import sys
+
+
+def _show_warnings():
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+
+
+def run_generate(args):
+    _show_warnings()
+    from mowm_ros.data.generate import generate_dataset, ParameterMismatch
+    from mowm_ros.data.maze_env import GenerationConfig, max_env_steps
+
+    config = GenerationConfig(
+        maze_size=args.maze_size, steps=args.steps or max_env_steps(args.maze_size),
+        frame_skip=args.frame_skip, size=args.size, camera_size=args.camera_size)
+    seeds = range(args.seed_start, args.seed_start + args.episodes)
+    try:
+        report = generate_dataset(args.out, seeds, config, workers=args.workers,
+                                  force=args.force, verify=args.verify,
+                                  progress=not args.no_progress)
+    except (ParameterMismatch, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    revisits = [stats['revisit_fraction'] for stats in report.generated]
+    summary = {
+        'generated': len(report.generated), 'skipped': len(report.skipped),
+        'regenerated_corrupt': [name for name, _ in report.replaced],
+        'failed': [f'seed {seed}: {error}' for seed, error in report.failed],
+        'env_steps': report.env_steps,
+        'env_steps_per_second_per_core': round(report.steps_per_second_per_core(), 1),
+        'wall_seconds': round(report.seconds, 1),
+        'revisit_fraction_mean': round(sum(revisits) / len(revisits), 3) if revisits else None,
+    }
+    print(json.dumps(summary, indent=2))
+    return 1 if report.failed else 0
+
+
+def run_from_bag(args):
+    _show_warnings()
+    from mowm_ros.data.bag_import import BagImportConfig, BagImportError, import_bag
+    from mowm_ros.data.episode import save_episode
+
+    options = {'image_topic': args.image_topic, 'info_topic': args.info_topic,
+               'odom_topic': args.odom_topic, 'depth_topic': args.depth_topic,
+               'size': args.size, 'keep_original': args.keep_original, 'stride': args.stride,
+               'depth_tolerance': args.depth_tolerance, 'max_odom_gap': args.max_odom_gap}
+    if args.extrinsics is not None:
+        options['extrinsics'] = tuple(args.extrinsics)
+    try:
+        episode = import_bag(args.bag, BagImportConfig(**options))
+    except BagImportError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.suffix != '.npz':
+        out = out.with_suffix('.npz')
+    save_episode(out, episode)
+    print(json.dumps({'out': str(out), 'frames': len(episode), **episode.meta['counts'],
+                      'revisit_fraction': episode.meta.get('revisit_fraction')}, indent=2))
+    return 0
+
+
+def episode_summary(path):
+    """Return a dict describing one episode file (loaded in full, so damage shows)."""
+    from mowm_ros.data.episode import load_episode
+
+    episode = load_episode(path)
+    revisit = episode.extras.get('revisit')
+    return {
+        'name': Path(path).name, 'frames': len(episode),
+        'size': f'{episode.image_size[0]}x{episode.image_size[1]}',
+        'maze_size': episode.meta.get('maze_size'), 'seed': episode.meta.get('seed'),
+        'depth': episode.depth is not None,
+        'revisit_fraction': float(revisit.mean()) if revisit is not None else None,
+        'revisits': int(revisit.sum()) if revisit is not None else None,
+    }
+
+
+def run_stats(args):
+    _show_warnings()
+    from mowm_ros.data.episode import episode_paths, EpisodeError
+
+    rows, errors = [], []
+    for path in episode_paths(args.directory):
+        try:
+            rows.append(episode_summary(path))
+        except EpisodeError as exc:
+            errors.append(str(exc))
+    frames = sum(row['frames'] for row in rows)
+    labelled = [row for row in rows if row['revisits'] is not None]
+    labelled_frames = sum(row['frames'] for row in labelled)
+    total = {'episodes': len(rows), 'frames': frames, 'unreadable': errors,
+             'revisit_fraction': (sum(row['revisits'] for row in labelled) / labelled_frames
+                                  if labelled_frames else None)}
+    if args.json:
+        print(json.dumps({'episodes': rows, 'total': total}, indent=2))
+        return 0
+    for row in rows:
+        revisit = '-' if row['revisit_fraction'] is None else f'{row["revisit_fraction"]:.3f}'
+        print(f'{row["name"]:32s} {row["frames"]:6d} frames  {row["size"]:>9s}  '
+              f'revisit {revisit}')
+    for error in errors:
+        print(f'unreadable: {error}')
+    revisit = total['revisit_fraction']
+    print(f'{len(rows)} episodes, {frames} frames, revisit fraction '
+          f'{"-" if revisit is None else f"{revisit:.3f}"}')
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser('data', help='generate, import and inspect episodes')
+    commands = parser.add_subparsers(dest='data_command', required=True)
+
+    generate = commands.add_parser(
+        'generate', help='Memory Maze RGB-D episodes under the exploration policy')
+    generate.add_argument('--out', required=True, help='output directory')
+    generate.add_argument('--episodes', type=int, default=10)
+    generate.add_argument('--seed-start', type=int, default=0)
+    generate.add_argument('--maze-size', type=int, default=9, choices=(9, 11, 13, 15))
+    generate.add_argument('--steps', type=int, default=0,
+                          help="env steps per episode (default: the maze's full episode, "
+                               '1000 for 9x9)')
+    generate.add_argument('--frame-skip', type=int, default=1,
+                          help='store every n-th env step (default 1)')
+    generate.add_argument('--size', type=int, default=64, help='model resolution')
+    generate.add_argument('--camera-size', type=int, default=0,
+                          help='also store rgb_camera/depth_camera at this resolution')
+    generate.add_argument('--workers', type=int, default=2, help='parallel processes')
+    generate.add_argument('--force', action='store_true',
+                          help='regenerate episodes that already exist')
+    generate.add_argument('--verify', action='store_true',
+                          help='fully load existing episodes before skipping them')
+    generate.add_argument('--no-progress', action='store_true')
+    generate.set_defaults(func=run_generate)
+
+    bag = commands.add_parser('from-bag', help='convert a rosbag2 (MCAP or sqlite3) recording')
+    bag.add_argument('bag', help='rosbag2 directory (or .mcap file)')
+    bag.add_argument('--out', required=True, help='episode file (.npz)')
+    bag.add_argument('--image-topic', required=True)
+    bag.add_argument('--depth-topic', default=None)
+    bag.add_argument('--info-topic', required=True)
+    bag.add_argument('--odom-topic', required=True,
+                     help='nav_msgs/Odometry, or geometry_msgs PoseStamped / '
+                          'PoseWithCovarianceStamped')
+    bag.add_argument('--extrinsics', type=float, nargs=7, default=None,
+                     metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
+                     help='base <- camera optical frame (default: optical axes at the base '
+                          'origin)')
+    bag.add_argument('--size', type=int, default=64, help='model resolution (0: keep)')
+    bag.add_argument('--keep-original', action='store_true',
+                     help='also store the recorded resolution as rgb_camera/depth_camera')
+    bag.add_argument('--stride', type=int, default=1, help='keep every n-th image')
+    bag.add_argument('--depth-tolerance', type=float, default=0.02,
+                     help='seconds between an image and its depth (default 0.02)')
+    bag.add_argument('--max-odom-gap', type=float, default=0.5,
+                     help='seconds between odometry samples to interpolate across')
+    bag.set_defaults(func=run_from_bag)
+
+    stats = commands.add_parser('stats', help='frames and revisit fraction of a directory')
+    stats.add_argument('directory')
+    stats.add_argument('--json', action='store_true')
+    stats.set_defaults(func=run_stats)
