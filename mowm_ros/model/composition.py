@@ -1,0 +1,95 @@
+"""
+Composition of memory experts.
+
+Contrastive product of experts (the method): the short-term expert's conditional prediction is
+the base, and every memory expert adds only what its memory contributes over its own memory-less
+twin, so the shared prior is counted once::
+
+    v = v(base) + sum_e w_e * (v(positive_e) - v(negative_e))
+
+Naive product (the ablation): the experts' conditional predictions are summed, which multiplies
+the prior in once per expert and over-sharpens::
+
+    v = sum_e v(positive_e)
+
+Both are linear in the networks' outputs; ``prior_weight`` (the sum of the coefficients) lets
+the sampler turn the composed v into the exact composed eps.
+"""
+
+from mowm_ros.model import experts as library
+from mowm_ros.model.experts import Query
+import torch
+
+MODES = ('contrastive', 'naive')
+
+
+class Composition:
+
+    def __init__(self, experts, mode='contrastive', base=Query(context=True)):
+        if mode not in MODES:
+            raise ValueError(f'composition mode must be one of {MODES}, got {mode!r}')
+        names = [expert.name for expert in experts]
+        if len(set(names)) != len(names):
+            raise ValueError(f'expert names must be unique, got {names}')
+        self.experts = list(experts)
+        self.mode = mode
+        self.base = base
+
+    def terms(self):
+        """Return [(coefficient, query)] whose weighted sum is the composed prediction."""
+        if self.mode == 'naive':
+            return [(expert.naive_weight, expert.positive) for expert in self.experts]
+        terms = [(1.0, self.base)]
+        for expert in self.experts:
+            if expert.weight != 0.0:
+                terms += [(expert.weight, expert.positive), (-expert.weight, expert.negative)]
+        return terms
+
+    def queries(self):
+        """Return the distinct queries, in a stable order, grouped later by network."""
+        unique = []
+        for _, query in self.terms():
+            if query not in unique:
+                unique.append(query)
+        return unique
+
+    def predict(self, evaluators, x_t, logsnr, cond):
+        """
+        Return ``(v, prior_weight)`` for the composed prediction at ``x_t``.
+
+        ``evaluators`` maps a network name to a callable(queries, x_t, logsnr, cond) returning
+        one v per query; each network runs once, on all of its queries batched.
+        """
+        predictions = {}
+        queries = self.queries()
+        for network in dict.fromkeys(query.network for query in queries):
+            if network not in evaluators:
+                raise KeyError(f'no evaluator for network {network!r}')
+            batch = [query for query in queries if query.network == network]
+            predictions.update(zip(batch, evaluators[network](batch, x_t, logsnr, cond)))
+        terms = self.terms()
+        v = sum(coefficient * predictions[query] for coefficient, query in terms)
+        return v, sum(coefficient for coefficient, _ in terms)
+
+
+def expert_set(names, weights, recent_context_for_episodic=True):
+    """Build experts by name ('short_term', 'episodic', 'spatial') with their weights."""
+    factories = {
+        'short_term': lambda: library.short_term_expert(weights.get('short_term', 1.0)),
+        'episodic': lambda: library.episodic_expert(weights.get('episodic', 2.0),
+                                                    recent_context_for_episodic),
+        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0)),
+    }
+    unknown = set(names) - set(factories)
+    if unknown:
+        raise ValueError(f'unknown experts {sorted(unknown)}; known: {sorted(factories)}')
+    return [factories[name]() for name in names]
+
+
+def sample_composed(composition, evaluators, diffusion, cond, steps=None, generator=None):
+    """Draw one frame per conditioning row with DDIM on the composed prediction."""
+    size = cond.context.shape[-1]
+    noise = torch.randn((cond.batch_size, 3, size, size), generator=generator,
+                        device=cond.context.device)
+    return diffusion.sample(
+        lambda x_t, logsnr: composition.predict(evaluators, x_t, logsnr, cond), noise, steps)

@@ -1,0 +1,105 @@
+"""
+Memory experts: each names the network evaluation that carries its memory and its memory-less twin.
+
+An expert is a pair of queries (conditional, memory-less) against a network. The composition
+collects the queries of all experts, evaluates each distinct one once, in as few batched
+forward passes as there are networks, and hands every expert its two predictions. A new expert
+(a long-context state-space model, say) adds a query on its own network and an evaluator for
+it, without touching the others.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+DENOISER = 'denoiser'
+
+
+@dataclass(frozen=True)
+class Query:
+    """One evaluation of a network: which of its inputs it sees."""
+
+    context: bool = True      # recent frames and motions visible
+    render: bool = False      # spatial-memory render visible
+    adapter: bool = False     # episodic LoRA adapters switched on
+    network: str = DENOISER
+
+
+@dataclass
+class Conditioning:
+    """What a batch of N target frames is predicted from (tensors on the model's device)."""
+
+    context: torch.Tensor       # (N, K, 3, H, W) in [-1, 1]
+    motions: torch.Tensor       # (N, K, 3) frame-to-next motion, the last one to the target
+    target_pose: torch.Tensor   # (N, 4) x, y, cos yaw, sin yaw in the map frame
+    render: torch.Tensor        # (N, 4, H, W) render RGB in [-1, 1] + coverage mask
+
+    @property
+    def batch_size(self):
+        return self.context.shape[0]
+
+
+@dataclass
+class Expert:
+    """Its contrastive term is ``weight * (prediction(positive) - prediction(negative))``."""
+
+    name: str
+    positive: Query
+    negative: Query
+    weight: float = 1.0
+    # In the naive composition an expert contributes its conditional prediction at this weight.
+    naive_weight: float = 1.0
+    description: str = field(default='', compare=False)
+
+
+def short_term_expert(weight=1.0):
+    """
+    Recent frames and motions: the base of every composition.
+
+    ``weight`` > 1 adds classifier-free guidance on the recent context, ``(weight - 1) *
+    (with context - context dropped)``; at 1 it only provides the base prediction.
+    """
+    return Expert('short_term', Query(context=True), Query(context=False), weight - 1.0,
+                  description='recent frames vs context dropped')
+
+
+def episodic_expert(weight=2.0, recent_context=True):
+    """Network + LoRA finetuned on the episodic buffer; its twin is the frozen network."""
+    return Expert('episodic', Query(context=recent_context, adapter=True),
+                  Query(context=recent_context, adapter=False), weight,
+                  description='finetuned adapters vs frozen network')
+
+
+def spatial_expert(weight=2.0):
+    """Render the spatial memory at the target pose; its twin sees the render blanked."""
+    return Expert('spatial', Query(context=True, render=True), Query(context=True, render=False),
+                  weight, description='memory render vs render blanked')
+
+
+class DenoiserEvaluator:
+    """Evaluates any number of queries on the shared denoiser in one batched forward pass."""
+
+    def __init__(self, network, autocast_dtype=None):
+        self.network = network
+        self.autocast_dtype = autocast_dtype
+
+    def __call__(self, queries, x_t, logsnr, cond):
+        n = x_t.shape[0]
+        q = len(queries)
+        device = x_t.device
+
+        def flag(attribute):
+            return torch.tensor([float(getattr(query, attribute)) for query in queries],
+                                device=device).repeat_interleave(n)
+
+        def tile(tensor):
+            return tensor.repeat(q, *([1] * (tensor.dim() - 1)))
+
+        adapter_scale = flag('adapter') if any(query.adapter for query in queries) else None
+        autocast = torch.autocast(device.type, dtype=self.autocast_dtype,
+                                  enabled=self.autocast_dtype is not None)
+        with autocast:
+            v = self.network(tile(x_t), tile(logsnr), tile(cond.context), tile(cond.motions),
+                             tile(cond.target_pose), tile(cond.render), flag('context'),
+                             flag('render'), adapter_scale)
+        return list(v.float().split(n))

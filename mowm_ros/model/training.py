@@ -1,0 +1,299 @@
+"""
+Training of the shared denoiser (short-term and spatial expert in one network).
+
+Context dropout makes the "recent context dropped" prediction meaningful (the short-term
+expert's twin, and the episodic expert's finetuning target); render dropout makes "render
+blanked" the spatial expert's twin. Runs on one CPU or GPU, or on several through PyTorch DDP
+started by ``torchrun`` (gloo on CPU, NCCL on GPU).
+"""
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import time
+
+from mowm_ros.model import checkpoint
+from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.diffusion import Diffusion, DiffusionConfig
+from mowm_ros.model.experts import Conditioning
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, DistributedSampler
+import yaml
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = 'data/maze9'
+    out_dir: str = 'runs/maze64'
+    val_fraction: float = 0.1
+    steps: int = 20000
+    batch_size: int = 32
+    learning_rate: float = 2e-4
+    weight_decay: float = 1e-3
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    context_dropout: float = 0.15
+    render_dropout: float = 0.3
+    ema_decay: float = 0.999
+    bf16: bool = True
+    num_workers: int = 2
+    seed: int = 0
+    log_every: int = 50
+    validate_every: int = 1000
+    checkpoint_every: int = 1000
+    validation_batches: int = 8
+    max_minutes: float = 0.0  # stop (resumably) after this long; 0 = no limit
+    dataset: dict = field(default_factory=dict)  # options of the episode window dataset
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+    def to_dict(self):
+        values = asdict(self)
+        values['denoiser'] = self.denoiser.to_dict()
+        return values
+
+
+def load_train_config(path, overrides=None):
+    """Read a YAML training config; unknown keys are errors, not silently ignored."""
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    values.update(overrides or {})
+    return train_config_from_dict(values, source=str(path))
+
+
+def train_config_from_dict(values, source='config'):
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'{source}: unknown training settings {unknown}')
+    values = dict(values)
+    values['denoiser'] = DenoiserConfig(**values.get('denoiser', {}))
+    values['diffusion'] = DiffusionConfig(**values.get('diffusion', {}))
+    return TrainConfig(**values)
+
+
+def batch_to_model_inputs(batch, device):
+    """Return (target, Conditioning) from a dataset batch."""
+    target = batch['target'].to(device, non_blocking=True)
+    render = torch.cat([batch['render_rgb'], batch['render_mask']], dim=1)
+    cond = Conditioning(context=batch['context'].to(device, non_blocking=True),
+                        motions=batch['motions'].to(device).float(),
+                        target_pose=batch['abs_pose'][:, -1].to(device).float(),
+                        render=render.to(device, non_blocking=True))
+    return target, cond
+
+
+def diffusion_loss(network, diffusion, target, cond, context_visible, render_visible,
+                   generator=None, adapter_scale=None):
+    def predict_v(x_t, logsnr):
+        return network(x_t, logsnr, cond.context, cond.motions, cond.target_pose, cond.render,
+                       context_visible, render_visible, adapter_scale)
+    return diffusion.loss(predict_v, target, generator)
+
+
+def dropout_flags(batch_size, probability, device, generator=None):
+    return (torch.rand(batch_size, device=device, generator=generator) >= probability).float()
+
+
+def learning_rate_at(step, config):
+    """Linear warm-up, then constant (the schedule of the method's reference configs)."""
+    return config.learning_rate * min(1.0, (step + 1) / max(1, config.warmup_steps))
+
+
+class Distributed:
+    """Rank, world size and device for a plain run or one started by torchrun."""
+
+    def __init__(self):
+        self.world_size = int(os.environ.get('WORLD_SIZE', '1'))
+        self.rank = int(os.environ.get('RANK', '0'))
+        self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        if torch.cuda.is_available():
+            self.device = torch.device('cuda', self.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device('cpu')
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def close(self):
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class Trainer:
+
+    def __init__(self, config, train_set, val_set):
+        self.config = config
+        self.dist = Distributed()
+        self.device = self.dist.device
+        torch.manual_seed(config.seed + self.dist.rank)
+        self.out_dir = Path(config.out_dir)
+        self.diffusion = Diffusion(config.diffusion)
+        self.model = Denoiser(config.denoiser).to(self.device)
+        self.ema = AveragedModel(self.model,
+                                 multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.step = 0
+        self.history = []
+        self.train_set, self.val_set = train_set, val_set
+        self.sampler = (DistributedSampler(train_set, seed=config.seed)
+                        if self.dist.world_size > 1 else None)
+        self.loader = DataLoader(train_set, batch_size=config.batch_size,
+                                 shuffle=self.sampler is None, sampler=self.sampler,
+                                 num_workers=config.num_workers, drop_last=True,
+                                 persistent_workers=config.num_workers > 0)
+        self.network = (DistributedDataParallel(self.model) if self.dist.world_size > 1
+                        else self.model)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=config.bf16)
+
+    def resume(self):
+        """Continue from out_dir/last when it exists; return whether it did."""
+        last = self.out_dir / 'last'
+        if not (last / checkpoint.TRAINING_STATE_FILE).exists():
+            return False
+        record = checkpoint.load_training_state(last, self.model, self.optimizer)
+        ema_state = checkpoint.load_file(str(last / checkpoint.WEIGHTS_FILE))
+        checkpoint.load_weights(self.ema.module, ema_state, last / checkpoint.WEIGHTS_FILE)
+        self.ema.n_averaged.fill_(record.get('ema_updates', self.step))
+        self.step = record['step']
+        self.history = record.get('history', [])
+        rng = record['extra_tensors'].get(f'rng.rank{self.dist.rank}')
+        if rng is not None:
+            torch.set_rng_state(rng)
+        log.info('resumed from %s at step %d', last, self.step)
+        return True
+
+    def train_step(self, batch):
+        target, cond = batch_to_model_inputs(batch, self.device)
+        n = target.shape[0]
+        context_visible = dropout_flags(n, self.config.context_dropout, self.device)
+        render_visible = dropout_flags(n, self.config.render_dropout, self.device)
+        for group in self.optimizer.param_groups:
+            group['lr'] = learning_rate_at(self.step, self.config)
+        with self.autocast:
+            loss = diffusion_loss(self.network, self.diffusion, target, cond, context_visible,
+                                  render_visible)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                   self.config.grad_clip)
+        self.optimizer.step()
+        self.ema.update_parameters(self.model)
+        self.step += 1
+        return loss.item(), grad_norm.item()
+
+    @torch.no_grad()
+    def validation_loss(self):
+        """Mean v-loss of the EMA network on fixed noise, with and without the render."""
+        if self.val_set is None or len(self.val_set) == 0:
+            return {}
+        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False,
+                            num_workers=0)
+        generator = torch.Generator(device=self.device).manual_seed(1234)
+        totals = {'val_loss': [], 'val_loss_no_render': []}
+        model = self.ema.module.eval()
+        for index, batch in enumerate(loader):
+            if index >= self.config.validation_batches:
+                break
+            target, cond = batch_to_model_inputs(batch, self.device)
+            ones = torch.ones(target.shape[0], device=self.device)
+            for key, render_visible in (('val_loss', ones), ('val_loss_no_render', 0 * ones)):
+                generator.manual_seed(1234 + index)
+                with self.autocast:
+                    loss = diffusion_loss(model, self.diffusion, target, cond, ones,
+                                          render_visible, generator)
+                totals[key].append(loss.item())
+        return {k: float(np.mean(v)) for k, v in totals.items() if v}
+
+    def save(self, name='last'):
+        directory = self.out_dir / name
+        extra = {'training': {'step': self.step, 'config': self.config.to_dict(),
+                              'history': self.history[-20:]}}
+        dataset_config = getattr(self.train_set, 'config', None)
+        if is_dataclass(dataset_config):
+            extra['dataset'] = asdict(dataset_config)
+        checkpoint.save_checkpoint(directory, self.ema.module, self.config.diffusion,
+                                   extra=extra)
+        checkpoint.save_training_state(directory, self.model, self.optimizer, self.step,
+                                       {'ema_updates': int(self.ema.n_averaged.item()),
+                                        'history': self.history},
+                                       {f'rng.rank{self.dist.rank}': torch.get_rng_state()})
+
+    def fit(self, progress=True):
+        """Train until config.steps or config.max_minutes; checkpoints allow resuming."""
+        from tqdm import tqdm
+        config = self.config
+        start = time.monotonic()
+        bar = tqdm(total=config.steps, initial=self.step, desc='train',
+                   disable=not (progress and self.dist.is_main))
+        epoch = 0
+        running = []
+        stopped_early = False
+        while self.step < config.steps and not stopped_early:
+            if self.sampler is not None:
+                self.sampler.set_epoch(epoch)
+            for batch in self.loader:
+                loss, grad_norm = self.train_step(batch)
+                running.append(loss)
+                bar.update(1)
+                if self.step % config.log_every == 0:
+                    bar.set_postfix(loss=f'{np.mean(running):.4f}')
+                    self.history.append({'step': self.step, 'loss': float(np.mean(running)),
+                                         'grad_norm': grad_norm,
+                                         'minutes': (time.monotonic() - start) / 60})
+                    running = []
+                if self.step % config.validate_every == 0 and self.dist.is_main:
+                    self.record_validation()
+                if self.step % config.checkpoint_every == 0 and self.dist.is_main:
+                    self.save()
+                out_of_time = (config.max_minutes > 0 and
+                               time.monotonic() - start > 60 * config.max_minutes)
+                if self.step >= config.steps or out_of_time:
+                    stopped_early = out_of_time and self.step < config.steps
+                    break
+            epoch += 1
+        bar.close()
+        if self.dist.is_main:
+            self.record_validation()
+            self.save()
+        if self.dist.world_size > 1:
+            dist.barrier()
+        return self.history
+
+    def record_validation(self):
+        metrics = self.validation_loss()
+        if metrics:
+            self.history.append({'step': self.step, **metrics})
+            log.info('step %d: %s', self.step, json.dumps(metrics))
+            self.write_samples()
+
+    def write_samples(self, count=6):
+        """Save a PNG strip: last context frame, render, predictions, ground truth."""
+        from mowm_ros.model.samples import sample_strip
+        batch = next(iter(DataLoader(self.val_set, batch_size=count, shuffle=False)))
+        target, cond = batch_to_model_inputs(batch, self.device)
+        path = self.out_dir / 'samples' / f'step_{self.step:07d}.png'
+        sample_strip(self.ema.module.eval(), self.diffusion, target, cond, path,
+                     bf16=self.config.bf16)
+        return path
+
+
+def split_indices(count, val_fraction, seed):
+    """Deterministic train/validation split of ``count`` items."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = int(math.ceil(count * val_fraction)) if val_fraction > 0 else 0
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
