@@ -99,7 +99,7 @@ class EpisodicFinetuner:
         self.context_frames = network.config.context_frames
         self.origin = origin
         self.device = next(network.parameters()).device
-        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
         self.rng = np.random.default_rng(self.config.seed)
         self._published = AdapterSet(0, 0, adapter_state(self.network))
         self._lock = threading.Condition()
@@ -184,8 +184,8 @@ class EpisodicFinetuner:
                 keyframes, indices, self.context_frames, self.origin))
         n = len(indices)
         size = target.shape[-1]
-        context_visible = (torch.rand(n, generator=self.generator) >=
-                           self.config.context_dropout).float().to(self.device)
+        context_visible = (torch.rand(n, generator=self.generator, device=self.device) >=
+                           self.config.context_dropout).float()
         render = torch.zeros(n, 4, size, size, device=self.device)
         zeros, ones = torch.zeros(n, device=self.device), torch.ones(n, device=self.device)
 

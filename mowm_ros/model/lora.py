@@ -23,6 +23,8 @@ class LoRAConv2d(nn.Module):
         self.lora_up = nn.Conv2d(rank, base.out_channels, 1, bias=False)
         nn.init.kaiming_uniform_(self.lora_down.weight, a=5 ** 0.5)
         nn.init.zeros_(self.lora_up.weight)
+        self.lora_down.to(base.weight.device)
+        self.lora_up.to(base.weight.device)
 
     def forward(self, x, adapter_scale=None):
         out = self.base(x)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 import yaml
 
@@ -52,6 +52,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     validation_batches: int = 8
     max_minutes: float = 0.0  # stop (resumably) after this long; 0 = no limit
+    init_from: str = ''  # checkpoint directory whose weights start a fresh run
     dataset: dict = field(default_factory=dict)  # options of the episode window dataset
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -142,8 +143,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.diffusion = Diffusion(config.diffusion)
         self.model = Denoiser(config.denoiser).to(self.device)
-        self.ema = AveragedModel(self.model,
-                                 multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+        self.ema = AveragedModel(self.model, avg_fn=self._ema_average)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.step = 0
@@ -159,6 +159,20 @@ class Trainer:
                         else self.model)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=config.bf16)
+
+    def _ema_average(self, averaged, current, num_averaged):
+        """EMA whose decay warms up as (1 + n) / (10 + n), so early weights fade quickly."""
+        n = float(num_averaged)
+        decay = min(self.config.ema_decay, (1.0 + n) / (10.0 + n))
+        return decay * averaged + (1.0 - decay) * current
+
+    def initialize_from(self, directory):
+        """Start the network and its EMA from a checkpoint's weights (fresh optimizer)."""
+        path = Path(directory) / checkpoint.WEIGHTS_FILE
+        state = checkpoint.load_file(str(path))
+        checkpoint.load_weights(self.model, state, path)
+        checkpoint.load_weights(self.ema.module, state, path)
+        log.info('initialized weights from %s', directory)
 
     def resume(self):
         """Continue from out_dir/last when it exists; return whether it did."""

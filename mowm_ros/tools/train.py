@@ -61,8 +61,9 @@ def run(args):
         print(f'error: {exc}', file=sys.stderr)
         return 2
     trainer = Trainer(config, train_set, val_set)
-    if not args.fresh:
-        trainer.resume()
+    resumed = False if args.fresh else trainer.resume()
+    if not resumed and config.init_from:
+        trainer.initialize_from(config.init_from)
     logging.info('training on %d windows (%d validation), %s, world size %d',
                  len(train_set), len(val_set) if val_set else 0, trainer.device,
                  trainer.dist.world_size)

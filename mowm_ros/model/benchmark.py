@@ -1,0 +1,143 @@
+"""
+World-model speed: ms per predicted frame by sampler steps and expert set, ms per finetuning step.
+
+``mowm bench model`` (or ``python bench/model_bench.py``). Frames come from an episode when
+given (memories filled from its first frames), else from a synthetic scene. Latency covers all
+of imagine(): the spatial render, every expert's network evaluations (batched) and the DDIM
+steps.
+"""
+
+import json
+from pathlib import Path
+import platform
+import resource
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+EXPERT_SETS = {
+    'short_term': ('short_term',),
+    'short_term+spatial': ('short_term', 'spatial'),
+    'short_term+episodic': ('short_term', 'episodic'),
+    'all three': ('short_term', 'episodic', 'spatial'),
+}
+
+
+def synthetic_frames(count, size=64, seed=0):
+    """Frames of a camera walking down a corridor of random colour stripes, with depth."""
+    from mowm_ros import geometry
+    from mowm_ros.world_model import Frame
+    rng = np.random.default_rng(seed)
+    K = geometry.intrinsics_from_fovy(80.0, size, size)
+    frames = []
+    for i in range(count):
+        rgb = np.repeat(rng.integers(0, 256, (1, size, 3), dtype=np.uint8), size, axis=0)
+        depth = np.full((size, size), 2.0 + (i % 5) * 0.3, np.float32)
+        pose = geometry.camera_pose_from_planar(0.2 * i, 0.0, 0.05 * i, 0.3)
+        frames.append(Frame(rgb=rgb, pose=pose, K=K, stamp=(i + 1) * 500_000_000,
+                            depth=depth))
+    return frames
+
+
+def episode_frames(path, count):
+    from mowm_ros.data.episode import load_episode
+    from mowm_ros.world_model import Frame
+    episode = load_episode(path)
+    return [Frame(rgb=episode.rgb[i], pose=episode.pose[i], K=episode.K,
+                  stamp=int(episode.stamp[i]),
+                  depth=episode.depth[i] if episode.depth is not None else None)
+            for i in range(min(count, len(episode)))]
+
+
+def random_checkpoint(directory):
+    from mowm_ros.model.checkpoint import save_checkpoint
+    from mowm_ros.model.denoiser import Denoiser
+    from mowm_ros.model.diffusion import DiffusionConfig
+    save_checkpoint(directory, Denoiser(), DiffusionConfig())
+    return directory
+
+
+def percentile_summary(values):
+    values = sorted(values)
+    quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return {'median': statistics.median(values), 'p25': quartiles[0], 'p75': quartiles[-1],
+            'runs': len(values)}
+
+
+def bench(args):
+    from mowm_ros.world_model import WorldModel, WorldModelConfig
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint
+    temporary = None
+    if checkpoint == 'random':
+        temporary = tempfile.TemporaryDirectory()
+        checkpoint = random_checkpoint(Path(temporary.name))
+    model = WorldModel(WorldModelConfig(checkpoint=str(checkpoint or ''), device=args.device,
+                                        finetune_on_observe=False))
+    frames = (episode_frames(args.episode, args.observe) if args.episode
+              else synthetic_frames(args.observe))
+    start = time.perf_counter()
+    for frame in frames:
+        model.observe(frame)
+    observe_ms = 1000 * (time.perf_counter() - start) / len(frames)
+    poses = np.stack([frames[-1].pose] * args.horizon)
+    rows = []
+    for name, experts in EXPERT_SETS.items():
+        for steps in args.steps:
+            model.imagine(poses[:1], experts=experts, steps=steps)       # warm-up
+            per_frame = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                model.imagine(poses, experts=experts, steps=steps)
+                per_frame.append(1000 * (time.perf_counter() - t0) / args.horizon)
+            queries = len(model.composition(experts).queries())
+            rows.append({'experts': name, 'steps': steps, 'network_queries': queries,
+                         **percentile_summary(per_frame)})
+    keyframes = model.keyframes()
+    finetune = []
+    if len(keyframes.rgb):
+        model.finetuner.train_step(keyframes)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            model.finetuner.train_step(keyframes)
+            finetune.append(1000 * (time.perf_counter() - t0))
+    result = {
+        'device': str(model.device), 'threads': torch.get_num_threads(),
+        'cpu': platform.processor() or platform.machine(), 'bf16': model.config.bf16,
+        'checkpoint': str(model.checkpoint_dir), 'observe_ms_per_frame': observe_ms,
+        'imagine': rows,
+        'finetune_step_ms': percentile_summary(finetune) if finetune else None,
+        'finetune_batch': model.finetuner.config.batch_size,
+        'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'cuda_peak_mb': (torch.cuda.max_memory_allocated() / 2 ** 20
+                         if torch.cuda.is_available() else None),
+    }
+    model.close()
+    if temporary is not None:
+        temporary.cleanup()
+    return result
+
+
+def markdown(result):
+    lines = ['| experts | sampler steps | network queries per step | ms per frame (median) '
+             '| p25-p75 |', '|---|---|---|---|---|']
+    for row in result['imagine']:
+        lines.append(f"| {row['experts']} | {row['steps']} | {row['network_queries']} | "
+                     f"{row['median']:.0f} | {row['p25']:.0f}-{row['p75']:.0f} |")
+    if result['finetune_step_ms']:
+        lines.append(f"\nfinetuning step (batch {result['finetune_batch']}): "
+                     f"{result['finetune_step_ms']['median']:.0f} ms median")
+    lines.append(f"peak RSS {result['peak_rss_mb']:.0f} MB; device {result['device']}, "
+                 f"{result['threads']} threads")
+    return '\n'.join(lines)
+
+
+def run(args):
+    result = bench(args)
+    print(markdown(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0

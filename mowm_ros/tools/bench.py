@@ -1,0 +1,82 @@
+"""
+``mowm bench <benchmark>``: benchmarks that print a Markdown table and can write JSON.
+
+Each benchmark registers its name, help, arguments and the module whose ``run(args)`` does
+the work; that module is imported only when its benchmark runs, so ``mowm`` stays quick to
+start. Add one with ``register(...)`` below.
+"""
+
+from dataclasses import dataclass
+import importlib
+import typing
+
+
+@dataclass
+class Benchmark:
+    help_text: str
+    add_arguments: typing.Callable
+    module: str              # defines run(args) -> exit status
+
+
+BENCHMARKS = {}
+
+
+def register(name, help_text, add_arguments, module):
+    BENCHMARKS[name] = Benchmark(help_text, add_arguments, module)
+
+
+def add_memory_arguments(parser):
+    parser.add_argument('--only', nargs='+', choices=('integrate', 'render', 'hour'),
+                        help='run only these parts (default: all)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timing runs of integrate and render; medians are reported')
+    parser.add_argument('--integrate-frames', type=int, default=60,
+                        help='640x480 RGB-D frames per integrate run')
+    parser.add_argument('--render-points', type=int, default=1_000_000,
+                        help='points in the memory rendered from')
+    parser.add_argument('--render-views', type=int, default=60, help='64x64 views per run')
+    parser.add_argument('--hour-frames', type=int, default=108_000,
+                        help='frames of the simulated hour (108,000 = one hour at 30 Hz)')
+    parser.add_argument('--hour-size', default='160x120', help='frame size of the hour, WxH')
+    parser.add_argument('--hour-max-points', type=int, default=1_000_000,
+                        help='spatial memory cap during the hour')
+    parser.add_argument('--hour-capacity', type=int, default=1000,
+                        help='episodic buffer capacity during the hour')
+
+
+register('memory', 'time spatial memory integration and rendering, and a simulated hour '
+         'with capped memories', add_memory_arguments, 'mowm_ros.memory.benchmark')
+
+
+def add_model_arguments(parser):
+    parser.add_argument('--checkpoint', default='',
+                        help="checkpoint directory ('' shipped, 'random' untrained weights)")
+    parser.add_argument('--episode', help='episode .npz to observe (default: synthetic)')
+    parser.add_argument('--observe', type=int, default=40, help='frames observed first')
+    parser.add_argument('--horizon', type=int, default=4, help='poses imagined per call')
+    parser.add_argument('--steps', type=int, nargs='+', default=[1, 4, 8],
+                        help='sampler step counts to time')
+    parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+
+
+register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
+         'steps', add_model_arguments, 'mowm_ros.model.benchmark')
+
+
+def run(args):
+    torch = importlib.import_module('torch')
+    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
+    return importlib.import_module(BENCHMARKS[args.benchmark].module).run(args)
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser('bench', help='run benchmarks (Markdown table, JSON)')
+    benchmarks = parser.add_subparsers(dest='benchmark', required=True)
+    for name, benchmark in BENCHMARKS.items():
+        sub = benchmarks.add_parser(name, help=benchmark.help_text)
+        benchmark.add_arguments(sub)
+        sub.add_argument('--out', help='write the results as JSON to this path')
+        sub.add_argument('--threads', type=int, default=2,
+                         help='at most this many torch threads (default 2)')
+        sub.set_defaults(func=run)

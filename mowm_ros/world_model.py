@@ -1,0 +1,309 @@
+"""
+WorldModel: remember what the camera has seen and predict what it will see along a motion.
+
+``observe(frame)`` integrates the frame into the spatial memory, keeps the short-term context
+(the last K model frames, spaced ``context_interval_s`` apart) and admits keyframes to the
+episodic buffer, which schedules test-time finetuning of the episodic expert on a worker
+thread. ``imagine(poses)`` predicts the frames seen at a sequence of future camera poses,
+composing the experts at every sampler step and feeding each prediction back as context.
+"""
+
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+import logging
+import threading
+
+from mowm_ros import geometry
+from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
+from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
+from mowm_ros.memory.store import MemoryStore
+from mowm_ros.model import checkpoint
+from mowm_ros.model.composition import Composition, expert_set, sample_composed
+from mowm_ros.model.diffusion import Diffusion
+from mowm_ros.model.experts import Conditioning, DENOISER, DenoiserEvaluator
+from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
+from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
+                                   to_model_frame)
+from mowm_ros.model.lora import add_lora, load_adapter_state
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+EXPERTS = ('short_term', 'episodic', 'spatial')
+
+
+@dataclass
+class Frame:
+    """One camera observation (see the data contract in DESIGN.md)."""
+
+    rgb: np.ndarray                 # uint8 (H, W, 3)
+    pose: np.ndarray                # (4, 4) world <- camera optical
+    K: np.ndarray                   # (3, 3)
+    stamp: int                      # nanoseconds
+    depth: np.ndarray = None        # float32 (H, W) metres, NaN/0 invalid
+
+    def validate(self):
+        """Raise ValueError naming the first problem; nothing is stored before this passes."""
+        rgb = np.asarray(self.rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f'rgb must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}')
+        if min(rgb.shape[:2]) < 8:
+            raise ValueError(f'rgb of {rgb.shape[1]}x{rgb.shape[0]} is too small')
+        if self.depth is not None and np.shape(self.depth) != rgb.shape[:2]:
+            raise ValueError(f'depth {np.shape(self.depth)} does not match rgb '
+                             f'{rgb.shape[:2]}')
+        geometry.check_pose(self.pose, 'pose')
+        geometry.check_intrinsics(self.K, 'K')
+        if not isinstance(self.stamp, (int, np.integer)) or self.stamp < 0:
+            raise ValueError(f'stamp must be a non-negative integer of nanoseconds, '
+                             f'got {self.stamp!r}')
+
+
+@dataclass
+class WorldModelConfig:
+    checkpoint: str = ''                 # '' = the checkpoint shipped with the package
+    device: str = 'auto'                 # auto | cpu | cuda
+    sampler_steps: int = 4
+    experts: tuple = EXPERTS
+    weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 2.0,
+                                                   'spatial': 2.0})
+    composition: str = 'contrastive'     # contrastive | naive
+    episodic_sees_recent_context: bool = True
+    context_interval_s: float = 0.5      # spacing of short-term context frames
+    bf16: bool = True
+    seed: int = 0
+    finetune_on_observe: bool = True
+    spatial: SpatialMemoryConfig = None  # None: matched to how the checkpoint was trained
+    episodic: EpisodicBufferConfig = field(default_factory=EpisodicBufferConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self):
+        self.experts = tuple(self.experts)
+        unknown = set(self.experts) - set(EXPERTS)
+        if unknown or 'short_term' not in self.experts:
+            raise ValueError(f'experts must include short_term and be among {EXPERTS}, got '
+                             f'{self.experts}')
+        if self.device not in ('auto', 'cpu', 'cuda'):
+            raise ValueError(f'device must be auto, cpu or cuda, got {self.device!r}')
+        if self.sampler_steps < 1:
+            raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
+        if self.context_interval_s < 0:
+            raise ValueError('context_interval_s must be >= 0')
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def resolve_device(name):
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('device "cuda" requested but CUDA is not available')
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(name)
+
+
+def spatial_config_for(checkpoint_config):
+    """Spatial memory settings that render like the training data the checkpoint saw."""
+    dataset = checkpoint_config.get('dataset')
+    if not dataset:
+        return SpatialMemoryConfig()
+    cloud, render = dataset.get('cloud', {}), dataset.get('render', {})
+    defaults = SpatialMemoryConfig()
+    return SpatialMemoryConfig(
+        voxel_size=cloud.get('voxel', defaults.voxel_size),
+        max_depth=cloud.get('max_depth', defaults.max_depth),
+        render_point_size=render.get('point_size', defaults.render_point_size),
+        render_max_radius=render.get('max_radius', defaults.render_max_radius),
+        render_far=render.get('max_range', defaults.render_far))
+
+
+@dataclass
+class Imagination:
+    """Predicted frames along one or more paths: images (B, H, S, S, 3) uint8 and poses."""
+
+    images: np.ndarray
+    poses: np.ndarray
+    adapter_version: int
+    intrinsics: np.ndarray
+
+
+class WorldModel:
+
+    def __init__(self, config=None):
+        self.config = config = config or WorldModelConfig()
+        self.device = resolve_device(config.device)
+        directory = config.checkpoint or checkpoint.default_checkpoint_dir()
+        network, diffusion_config, self.checkpoint_config = checkpoint.load_checkpoint(
+            directory, device=self.device)
+        self.checkpoint_dir = directory
+        network.eval().requires_grad_(False)
+        self.size = network.config.image_size
+        self.context_frames = network.config.context_frames
+        self.diffusion = Diffusion(diffusion_config)
+        self.finetuner = EpisodicFinetuner(network, diffusion_config, config.finetune)
+        add_lora(network, config.finetune.rank, config.finetune.alpha)
+        self.network = network.to(self.device)
+        self.loaded_adapter_version = -1
+        self.evaluators = {DENOISER: DenoiserEvaluator(
+            self.network, torch.bfloat16 if config.bf16 else None)}
+        if config.spatial is None:
+            config.spatial = spatial_config_for(self.checkpoint_config)
+        self.spatial = SpatialMemory(config.spatial)
+        if config.episodic.image_size != self.size:
+            config.episodic = replace(config.episodic, image_size=self.size)
+        self.episodic = EpisodicBuffer(config.episodic)
+        self._context = deque(maxlen=self.context_frames)   # (model rgb uint8, pose, stamp)
+        self._context_lock = threading.Lock()
+        self._sample_lock = threading.Lock()
+        self.model_K = None
+        self.frames_observed = 0
+        if config.finetune_on_observe and 'episodic' in config.experts:
+            self.finetuner.start()
+
+    # --- memory ------------------------------------------------------------------------
+    def observe(self, frame):
+        """Validate and store one frame; return whether it became an episodic keyframe."""
+        frame.validate()
+        height, width = frame.rgb.shape[:2]
+        model_rgb = to_model_frame(frame.rgb, self.size)
+        model_K = model_intrinsics(frame.K, width, height, self.size)
+        if frame.depth is not None:
+            self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32), frame.pose,
+                                   frame.K, int(frame.stamp))
+        with self._context_lock:
+            self.model_K = model_K
+            last_stamp = self._context[-1][2] if self._context else None
+            interval = int(self.config.context_interval_s * 1e9)
+            if last_stamp is not None and frame.stamp < last_stamp:
+                raise ValueError(f'stamp {frame.stamp} goes backwards (last {last_stamp})')
+            if last_stamp is None or frame.stamp - last_stamp >= interval:
+                self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
+        self.frames_observed += 1
+        admitted = self.episodic.add(model_rgb, frame.pose, int(frame.stamp))
+        if admitted and 'episodic' in self.config.experts and self.config.finetune_on_observe:
+            self.finetuner.submit(self.keyframes(), new_keyframes=1)
+        return admitted
+
+    def keyframes(self):
+        arrays = self.episodic.snapshot()
+        return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
+
+    @property
+    def context_ready(self):
+        with self._context_lock:
+            return len(self._context) > 0
+
+    def reset(self):
+        """Forget everything observed: memories, context and finetuned adapters."""
+        self.finetuner.reset()
+        self.spatial.reset()
+        self.episodic.reset()
+        with self._context_lock:
+            self._context.clear()
+        self.frames_observed = 0
+
+    def close(self):
+        self.finetuner.stop()
+
+    # --- prediction --------------------------------------------------------------------
+    def _sync_adapters(self):
+        """Load the newest complete adapter set (between rollouts, never during one)."""
+        adapters = self.finetuner.latest()
+        if adapters.version != self.loaded_adapter_version:
+            load_adapter_state(self.network, adapters.weights)
+            self.loaded_adapter_version = adapters.version
+        return adapters.version
+
+    def composition(self, experts=None, mode=None, weights=None):
+        return Composition(expert_set(experts or self.config.experts,
+                                      weights or self.config.weights,
+                                      self.config.episodic_sees_recent_context),
+                           mode or self.config.composition)
+
+    @torch.no_grad()
+    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None):
+        """
+        Predict the frames seen from camera ``poses``: (H, 4, 4) or a batch of paths (B, H, 4, 4).
+
+        The rollout is autoregressive: each prediction joins the short-term context of the
+        next. Returns an Imagination with images (B, H, size, size, 3) uint8.
+        """
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.ndim == 3:
+            poses = poses[None]
+        if poses.ndim != 4 or poses.shape[2:] != (4, 4) or poses.shape[1] == 0:
+            raise ValueError(f'poses must be (H, 4, 4) or (B, H, 4, 4), got {poses.shape}')
+        if not np.all(np.isfinite(poses)):
+            raise ValueError('poses contain NaN or infinite values')
+        with self._context_lock:
+            if not self._context:
+                raise RuntimeError('imagine() needs at least one observed frame')
+            context = list(self._context)
+            K = self.model_K
+        composition = self.composition(experts, mode)
+        uses_render = any(q.render for q in composition.queries())
+        with self._sample_lock:
+            version = self._sync_adapters()
+            batch, horizon = poses.shape[:2]
+            images = [np.stack([c[0] for c in context])] * batch
+            frame_poses = [np.stack([c[1] for c in context])] * batch
+            generator = torch.Generator(device=self.device).manual_seed(
+                self.config.seed if seed is None else seed)
+            predictions = []
+            for step in range(horizon):
+                cond = self._conditioning(images, frame_poses, poses[:, step], K, uses_render)
+                frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
+                                         steps or self.config.sampler_steps, generator)
+                frames = tensor_to_images(frames)
+                predictions.append(frames)
+                images = [np.concatenate([images[b], frames[b:b + 1]]) for b in range(batch)]
+                frame_poses = [np.concatenate([frame_poses[b], poses[b, step][None]])
+                               for b in range(batch)]
+        return Imagination(np.stack(predictions, axis=1), poses, version, K)
+
+    def _conditioning(self, images, frame_poses, target_poses, K, uses_render):
+        """Build the last K frames of each path (the first repeated if fewer) and motions."""
+        context, chains = [], []
+        for frames, path, target in zip(images, frame_poses, target_poses):
+            index = np.clip(np.arange(len(frames) - self.context_frames, len(frames)), 0, None)
+            context.append(frames[index])
+            chains.append(np.concatenate([path[index], target[None]]))
+        chains = np.stack(chains)
+        motion = geometry.relative_motion(chains[:, :-1], chains[:, 1:])
+        render = np.zeros((len(images), 4, self.size, self.size), np.float32)
+        if uses_render:
+            for b, pose in enumerate(target_poses):
+                view = self.spatial.render(pose, K, self.size, self.size)
+                render[b, :3] = view.rgb.transpose(2, 0, 1) / 127.5 - 1.0
+                render[b, 3] = view.mask
+        device = self.device
+        return Conditioning(
+            context=images_to_tensor(np.stack(context), device),
+            motions=torch.as_tensor(motion, dtype=torch.float32, device=device),
+            target_pose=torch.as_tensor(geometry.absolute_pose_features(target_poses),
+                                        dtype=torch.float32, device=device),
+            render=torch.as_tensor(render, device=device))
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, directory, keep=2):
+        """Snapshot the memories and the finetuned adapters through MemoryStore."""
+        adapters = self.finetuner.latest()
+        return MemoryStore(directory, keep=keep).save(
+            self.spatial, self.episodic, adapters.weights,
+            {'adapter_keyframes_seen': adapters.keyframes_seen,
+             'checkpoint': str(self.checkpoint_dir)})
+
+    def load(self, directory):
+        """Restore the newest valid snapshot; return it (None when there is none)."""
+        snapshot = MemoryStore(directory).load()
+        if snapshot is None:
+            return None
+        spatial = snapshot.spatial_memory(self.config.spatial) or SpatialMemory(
+            self.config.spatial)
+        episodic = snapshot.episodic_buffer(self.config.episodic) or EpisodicBuffer(
+            self.config.episodic)
+        if snapshot.adapter:
+            self.finetuner.load(snapshot.adapter, snapshot.meta.get('adapter_keyframes_seen', 0))
+        self.spatial, self.episodic = spatial, episodic
+        return snapshot

@@ -1,0 +1,154 @@
+"""WorldModel behaviour on a small untrained checkpoint and exact synthetic RGB-D scenes."""
+
+
+from mowm_ros import geometry
+from mowm_ros.memory import scenes
+from mowm_ros.model.checkpoint import save_checkpoint
+from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.diffusion import DiffusionConfig
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
+import numpy as np
+import pytest
+import torch
+
+SIZE = 32
+
+
+@pytest.fixture(scope='module')
+def small_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp('ckpt')
+    network = Denoiser(DenoiserConfig(image_size=SIZE, context_frames=2, channels=(16, 32),
+                                      embedding_dim=32, group_norm_groups=8))
+    with torch.no_grad():
+        for p in network.parameters():     # untrained but not all-zero output
+            p.normal_(0, 0.02)
+    save_checkpoint(directory, network, DiffusionConfig(sampler_steps=2))
+    return directory
+
+
+@pytest.fixture(scope='module')
+def room():
+    return scenes.room_scene(seed=0)
+
+
+def frames_in(room, count, size=48, start=0):
+    K = geometry.intrinsics_from_fovy(80.0, size, size)
+    frames = []
+    for i in range(start, start + count):
+        pose = geometry.camera_pose_from_planar(1.0 + 0.15 * i, 1.5, 0.4 * i, 0.8)
+        view = room.render(pose, K, size, size)
+        frames.append(Frame(rgb=view.rgb, pose=pose, K=K, stamp=(i + 1) * 500_000_000,
+                            depth=view.depth))
+    return frames
+
+
+def make_model(checkpoint, **overrides):
+    values = {'checkpoint': str(checkpoint), 'device': 'cpu', 'bf16': False}
+    values.update(overrides)
+    return WorldModel(WorldModelConfig(**values))
+
+
+def test_observe_then_imagine_gives_frames_along_the_poses(small_checkpoint, room):
+    model = make_model(small_checkpoint)
+    try:
+        for frame in frames_in(room, 6):
+            model.observe(frame)
+        assert len(model.spatial) > 0 and len(model.episodic) >= 2
+        future = np.stack([f.pose for f in frames_in(room, 3, start=6)])
+        result = model.imagine(future)
+        assert result.images.shape == (1, 3, SIZE, SIZE, 3) and result.images.dtype == np.uint8
+        batch = model.imagine(np.stack([future, future[::-1]]), experts=('short_term',))
+        assert batch.images.shape == (2, 3, SIZE, SIZE, 3)
+        assert model.finetuner.wait_idle(timeout=120)
+        again = model.imagine(future, seed=0)
+        np.testing.assert_array_equal(again.images, model.imagine(future, seed=0).images)
+    finally:
+        model.close()
+
+
+def test_bad_frames_are_rejected_and_memory_is_unchanged(small_checkpoint, room):
+    model = make_model(small_checkpoint, finetune_on_observe=False)
+    good = frames_in(room, 3)
+    for frame in good[:2]:
+        model.observe(frame)
+    before = (len(model.spatial), len(model.episodic), model.frames_observed)
+    nan_pose = good[2].pose.copy()
+    nan_pose[0, 3] = np.nan
+    bad = [
+        (Frame(good[2].rgb.astype(np.float32), good[2].pose, good[2].K, good[2].stamp),
+         'uint8'),
+        (Frame(good[2].rgb, nan_pose, good[2].K, good[2].stamp), 'NaN'),
+        (Frame(good[2].rgb, good[2].pose, np.zeros((3, 3)), good[2].stamp), 'focal'),
+        (Frame(good[2].rgb, good[2].pose, good[2].K, good[2].stamp, depth=np.zeros((2, 2))),
+         'depth'),
+        (Frame(good[2].rgb, good[2].pose, good[2].K, 1), 'backwards'),
+    ]
+    for frame, reason in bad:
+        with pytest.raises(ValueError, match=reason):
+            model.observe(frame)
+    assert (len(model.spatial), len(model.episodic), model.frames_observed) == before
+    with pytest.raises(ValueError, match='poses'):
+        model.imagine(np.zeros((3, 3)))
+    model.close()
+
+
+def test_reset_forgets_and_imagine_needs_an_observation(small_checkpoint, room):
+    model = make_model(small_checkpoint)
+    for frame in frames_in(room, 4):
+        model.observe(frame)
+    model.reset()
+    assert len(model.spatial) == 0 and len(model.episodic) == 0
+    with pytest.raises(RuntimeError, match='observed frame'):
+        model.imagine(np.eye(4)[None])
+    model.close()
+
+
+def test_save_and_load_restore_memories_and_adapters(small_checkpoint, room, tmp_path):
+    model = make_model(small_checkpoint)
+    for frame in frames_in(room, 8):
+        model.observe(frame)
+    assert model.finetuner.wait_idle(timeout=120)
+    adapters = model.finetuner.latest()
+    assert adapters.version > 0 and adapters.keyframes_seen == len(model.episodic)
+    model.save(tmp_path / 'memory')
+    restored = make_model(small_checkpoint, finetune_on_observe=False)
+    snapshot = restored.load(tmp_path / 'memory')
+    assert snapshot is not None
+    assert len(restored.spatial) == len(model.spatial)
+    assert len(restored.episodic) == len(model.episodic)
+    for name, value in adapters.weights.items():
+        assert torch.equal(restored.finetuner.latest().weights[name], value), name
+    assert make_model(small_checkpoint).load(tmp_path / 'nothing-here') is None
+    model.close()
+    restored.close()
+
+
+def test_sampler_always_sees_a_whole_adapter_set(small_checkpoint, room):
+    model = make_model(small_checkpoint)
+    finetuner = model.finetuner
+    published = {finetuner.latest().version: finetuner.latest().weights}
+    original_publish = finetuner.publish
+
+    def publish_and_record(keyframes_seen):
+        original_publish(keyframes_seen)
+        latest = finetuner.latest()
+        published[latest.version] = latest.weights
+
+    finetuner.publish = publish_and_record
+    seen = []
+    try:
+        for frame in frames_in(room, 12):
+            model.observe(frame)
+            model.imagine(frame.pose[None], experts=('short_term', 'episodic'))
+            seen.append((model.loaded_adapter_version,
+                         {k: v.clone() for k, v in model.network.state_dict().items()
+                          if '.lora_' in k}))
+        assert finetuner.wait_idle(timeout=120)
+    finally:
+        model.close()
+    assert len({version for version, _ in seen}) > 1, 'adapters never changed'
+    for version, weights in seen:
+        expected = published[version]
+        assert set(weights) == set(expected)
+        assert all(torch.equal(weights[name], expected[name]) for name in expected)

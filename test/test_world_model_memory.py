@@ -1,0 +1,109 @@
+"""
+The shipped checkpoint on a held-out Memory Maze episode: test-time finetuning stores memory.
+
+The episode's seed is never used for training data (the shipped checkpoint saw seeds 0..23).
+"""
+
+import copy
+
+from mowm_ros.data.maze_env import generate_episode, GenerationConfig
+from mowm_ros.model import checkpoint
+from mowm_ros.model.diffusion import Diffusion
+from mowm_ros.model.finetune import (EpisodicFinetuner, FinetuneConfig,
+                                     keyframe_training_inputs, KeyframeBatch)
+from mowm_ros.model.lora import add_lora, load_adapter_state
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+HELD_OUT_SEED = 90_001
+MEMORISED_FRAMES = 240
+FINETUNE_STEPS = 100
+
+
+@pytest.fixture(scope='module')
+def episode():
+    episode, _ = generate_episode(HELD_OUT_SEED, GenerationConfig(steps=400))
+    return episode
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    if not (checkpoint.default_checkpoint_dir() / checkpoint.WEIGHTS_FILE).exists():
+        pytest.fail('the shipped checkpoint is missing from the package')
+    network, diffusion_config, _ = checkpoint.load_checkpoint(checkpoint.default_checkpoint_dir())
+    return network.eval(), diffusion_config
+
+
+def memorised_keyframes(episode):
+    index = np.arange(0, MEMORISED_FRAMES, 4)
+    return KeyframeBatch(rgb=episode.rgb[index], poses=episode.pose[index])
+
+
+@torch.no_grad()
+def denoising_error(network, inputs, adapter_on, logsnrs=(-3.0, -1.0, 1.0), seed=0):
+    """Mean squared x0 error at fixed noise, with the recent context dropped (memory only)."""
+    target, context, motions, target_pose = inputs
+    n = target.shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    zeros, render = torch.zeros(n), torch.zeros(n, 4, *target.shape[-2:])
+    errors = []
+    for logsnr in logsnrs:
+        logsnr = torch.full((n,), logsnr)
+        noise = torch.randn(target.shape, generator=generator)
+        alpha, sigma = (a.view(-1, 1, 1, 1) for a in Diffusion.alpha_sigma(logsnr))
+        x_t = alpha * target + sigma * noise
+        v = network(x_t, logsnr, context, motions, target_pose, render, zeros, zeros,
+                    torch.ones(n) if adapter_on else torch.zeros(n))
+        x0 = alpha * x_t - sigma * v
+        errors.append(((x0 - target) ** 2).mean(dim=(1, 2, 3)))
+    return torch.stack(errors).mean(dim=0)
+
+
+@pytest.fixture(scope='module')
+def finetuned(shipped, episode):
+    """Finetune adapters on the first part of the episode once for every test here."""
+    network, diffusion_config = shipped
+    keyframes = memorised_keyframes(episode)
+    finetuner = EpisodicFinetuner(network, diffusion_config, FinetuneConfig(seed=0))
+    for _ in range(FINETUNE_STEPS):
+        finetuner.train_step(keyframes)
+    finetuner.publish(len(keyframes.rgb))
+    return finetuner.network.eval(), finetuner
+
+
+def test_finetuning_lowers_the_loss_on_memorised_keyframes(shipped, episode, finetuned):
+    keyframes = memorised_keyframes(episode)
+    inputs = keyframe_training_inputs(keyframes, np.arange(len(keyframes.rgb)),
+                                      shipped[0].config.context_frames)
+    network, _ = finetuned
+    before = denoising_error(network, inputs, adapter_on=False)
+    after = denoising_error(network, inputs, adapter_on=True)
+    # The shipped network already predicts these frames well (x0 MSE ~0.009); the bounds are
+    # set below what 100 steps reach (ratio 0.94, see the issue note), above noise.
+    assert after.mean() < 0.97 * before.mean(), (before.mean().item(), after.mean().item())
+    assert (after < before).float().mean() > 0.6
+
+
+def test_episodic_expert_recalls_revisited_places_better_than_the_frozen_network(
+        shipped, episode, finetuned):
+    network, finetuner = finetuned
+    revisits = [t for t in range(MEMORISED_FRAMES + 8, len(episode))
+                if episode.extras['revisit'][t]][::4]
+    assert len(revisits) >= 8, 'the held-out episode has too few revisits to test recall'
+    everything = KeyframeBatch(rgb=episode.rgb, poses=episode.pose)
+    inputs = keyframe_training_inputs(everything, np.array(revisits),
+                                      shipped[0].config.context_frames)
+    frozen = denoising_error(network, inputs, adapter_on=False)
+    adapted = denoising_error(network, inputs, adapter_on=True)
+    assert adapted.mean() < frozen.mean(), (adapted.mean().item(), frozen.mean().item())
+    assert (adapted < frozen).float().mean() > 0.6
+
+    # The sampler's network, loaded with the published set, behaves the same.
+    sampler = copy.deepcopy(shipped[0])
+    add_lora(sampler, finetuner.config.rank, finetuner.config.alpha)
+    load_adapter_state(sampler, finetuner.latest().weights)
+    torch.testing.assert_close(denoising_error(sampler, inputs, adapter_on=True), adapted,
+                               rtol=1e-4, atol=1e-5)
