@@ -275,7 +275,8 @@ class WorldModel:
         if uses_render:
             for b, pose in enumerate(target_poses):
                 view = self.spatial.render(pose, K, self.size, self.size)
-                render[b, :3] = view.rgb.transpose(2, 0, 1) / 127.5 - 1.0
+                # As in training: uncovered pixels are 0 (mid-grey), the mask says which.
+                render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
                 render[b, 3] = view.mask
         device = self.device
         return Conditioning(

@@ -107,3 +107,26 @@ def test_episodic_expert_recalls_revisited_places_better_than_the_frozen_network
     load_adapter_state(sampler, finetuner.latest().weights)
     torch.testing.assert_close(denoising_error(sampler, inputs, adapter_on=True), adapted,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_spatial_memory_recalls_revisited_places(episode):
+    """After observing the first frames, views of places seen before are predicted far better."""
+    from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
+    from skimage.metrics import peak_signal_noise_ratio
+    model = WorldModel(WorldModelConfig(finetune_on_observe=False))
+    for t in range(MEMORISED_FRAMES):
+        model.observe(Frame(rgb=episode.rgb[t], depth=episode.depth[t], pose=episode.pose[t],
+                            K=episode.K, stamp=int(episode.stamp[t])))
+    revisits = [t for t in range(MEMORISED_FRAMES + 8, len(episode))
+                if episode.extras['revisit'][t]][::6][:12]
+    poses = episode.pose[revisits][:, None]        # one path of one pose per revisit
+
+    def psnr(experts):
+        images = model.imagine(poses, experts=experts).images[:, 0]
+        return np.array([peak_signal_noise_ratio(episode.rgb[t], image, data_range=255)
+                         for t, image in zip(revisits, images)])
+
+    without, with_memory = psnr(('short_term',)), psnr(('short_term', 'spatial'))
+    model.close()
+    assert with_memory.mean() > without.mean() + 3.0, (with_memory.mean(), without.mean())
+    assert (with_memory > without).mean() >= 0.75
