@@ -4,7 +4,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.mowm-setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint clean
+.PHONY: setup test lint demo clean
 
 setup: $(STAMP)
 
@@ -15,8 +15,11 @@ $(STAMP): setup.py setup.cfg constraints.txt scripts/setup.sh package.xml
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+demo: setup
+	$(VENV)/bin/mowm demo --out out/demo
+
 lint: setup
 	$(VENV)/bin/python -m pytest -m linter
 
 clean:
-	rm -rf build install log .pytest_cache
+	rm -rf build install log .pytest_cache out

@@ -98,6 +98,9 @@ setup(
         'console_scripts': [
             'mowm = mowm_ros.cli:main',
             'episode_player = mowm_ros.nodes.episode_player:main',
+            'world_model = mowm_ros.nodes.world_model_node:main',
+            'mowm_bringup = mowm_ros.nodes.bringup:main',
+            'sim_robot = mowm_ros.nodes.sim_robot:main',
         ],
     },
 )

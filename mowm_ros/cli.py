@@ -10,6 +10,7 @@ SUBCOMMAND_MODULES = (
     'mowm_ros.tools.data',
     'mowm_ros.tools.train',
     'mowm_ros.tools.bench',
+    'mowm_ros.tools.demo',
 )
 
 

@@ -1,0 +1,215 @@
+"""
+A simulated robot: a Memory Maze (MuJoCo) robot on the camera, odometry and cmd_vel topics.
+
+Every control period (``rate_hz``) it steps the maze once and publishes ``camera/image_raw``
+(rgb8), ``camera/depth/image_raw`` (32FC1 metres, NaN invalid), ``camera/camera_info`` and
+``odom`` (the base pose: the camera pose composed with the inverse of ``camera_extrinsics``, as
+the episode player does), all with one stamp. With ``mode: cmd_vel`` it drives from
+``cmd_vel`` (geometry_msgs/Twist mapped to the maze's discrete actions by thresholds on
+``linear.x`` and ``angular.z``; no command for ``cmd_vel_timeout`` seconds means stop); with
+``mode: explore`` it follows the data generator's revisiting exploration route for its seed.
+
+The maze's own episode limit is lifted, so with ``max_steps: 0`` the robot runs until the node
+stops; after ``max_steps`` steps it stops stepping and publishing (the simulation is kept).
+The simulation itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
+"""
+
+import math
+import threading
+import time
+
+from geometry_msgs.msg import Twist
+from mowm_ros import geometry
+from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
+from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.nodes import conversions
+from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.nodes.runtime import run_nodes
+from nav_msgs.msg import Odometry
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+MODES = ('cmd_vel', 'explore')
+LOG_THROTTLE_S = 5.0
+
+# Best effort matches publishers of either reliability; only the newest command matters.
+CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+PARAMETERS = {
+    'maze_size': 9, 'seed': 0, 'image_size': 64, 'publish_depth': True,
+    'rate_hz': 1e9 / CONTROL_PERIOD_NS, 'mode': 'cmd_vel', 'max_steps': 0,
+    'cmd_vel_timeout': 0.5, 'forward_threshold': 0.05, 'turn_threshold': 0.1,
+    'camera_frame': 'camera_optical_frame', 'odom_frame': 'odom', 'base_frame': 'base_link',
+    'camera_extrinsics': DEFAULT_EXTRINSICS,
+}
+
+
+def check_parameters(params):
+    """Raise ValueError naming the first parameter that cannot be used; make reals floats."""
+    for name, default in PARAMETERS.items():
+        if isinstance(default, float):
+            value = params[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f'parameter "{name}" must be a number, got {value!r}')
+            params[name] = float(value)
+    if params['mode'] not in MODES:
+        raise ValueError(f'parameter "mode" must be one of {MODES}, got {params["mode"]!r}')
+    for name in ('rate_hz', 'cmd_vel_timeout'):
+        if not (math.isfinite(params[name]) and params[name] > 0):
+            raise ValueError(f'parameter "{name}" must be positive, got {params[name]}')
+    for name in ('forward_threshold', 'turn_threshold'):
+        if not (math.isfinite(params[name]) and params[name] >= 0):
+            raise ValueError(f'parameter "{name}" must be >= 0, got {params[name]}')
+    for name in ('max_steps', 'seed'):
+        if params[name] < 0:
+            raise ValueError(f'parameter "{name}" must be >= 0, got {params[name]}')
+
+
+class SimRobot(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('sim_robot', **kwargs)
+        for name, default in PARAMETERS.items():
+            # Real-valued parameters also accept integers (``-p rate_hz:=20``).
+            descriptor = ParameterDescriptor(dynamic_typing=isinstance(default, float))
+            self.declare_parameter(name, default, descriptor)
+        params = {name: self.get_parameter(name).value for name in PARAMETERS}
+        check_parameters(params)
+        self.mode = params['mode']
+        self.max_steps = int(params['max_steps'])
+        self.cmd_vel_timeout_ns = int(params['cmd_vel_timeout'] * 1e9)
+        self.thresholds = (float(params['forward_threshold']), float(params['turn_threshold']))
+        self.camera_frame = params['camera_frame']
+        self.odom_frame = params['odom_frame']
+        self.base_frame = params['base_frame']
+        self.camera_from_base = geometry.invert_pose(
+            extrinsics_matrix(params['camera_extrinsics']))
+        self.period = 1.0 / float(params['rate_hz'])
+
+        try:
+            self.robot = MazeRobot(int(params['maze_size']), int(params['seed']),
+                                   int(params['image_size']), depth=params['publish_depth'])
+        except ImportError as exc:
+            raise ValueError(f'Memory Maze is not importable ({exc}); install the "sim" extra '
+                             '(pip install -e .[sim])') from exc
+
+        self.rgb_pub = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+        self.depth_pub = self.create_publisher(
+            Image, 'camera/depth/image_raw', qos_profile_sensor_data)
+        self.info_pub = self.create_publisher(
+            CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
+        self.odom_pub = self.create_publisher(Odometry, 'odom', qos_profile_sensor_data)
+
+        self.lock = threading.Lock()
+        self.command = None               # (linear.x, angular.z, receipt ns) of the newest
+        self.commands_received = 0
+        self.rejected_commands = 0
+        self.stale_steps = 0              # steps stopped because the command was too old
+        self.frames_published = 0
+        self.started = None               # monotonic time of the first frame
+        self.finished = False
+        self.previous = None              # (base pose, stamp) of the last frame
+        if self.mode == 'cmd_vel':
+            self.create_subscription(Twist, 'cmd_vel', self.on_cmd_vel, CMD_VEL_QOS,
+                                     callback_group=MutuallyExclusiveCallbackGroup())
+        self.timer = self.create_timer(self.period, self.tick,
+                                       callback_group=MutuallyExclusiveCallbackGroup())
+        size = self.robot.image_size
+        self.get_logger().info(
+            f'Memory Maze {self.robot.maze_size}x{self.robot.maze_size} seed {self.robot.seed}, '
+            f'{size}x{size} camera, {params["rate_hz"]:g} Hz, mode {self.mode}'
+            + (f', {self.max_steps} steps' if self.max_steps else ''))
+
+    def on_cmd_vel(self, msg):
+        values = (msg.linear.x, msg.linear.y, msg.linear.z,
+                  msg.angular.x, msg.angular.y, msg.angular.z)
+        now = self.get_clock().now().nanoseconds
+        with self.lock:
+            if not all(math.isfinite(v) for v in values):
+                # A controller emitting NaN must not keep the robot going on its last command.
+                self.command = None
+                self.rejected_commands += 1
+                rejected = self.rejected_commands
+            else:
+                self.command = (msg.linear.x, msg.angular.z, now)
+                self.commands_received += 1
+                return
+        self.get_logger().warning(
+            f'rejected a non-finite cmd_vel {values}; stopping ({rejected} rejected so far)',
+            throttle_duration_sec=LOG_THROTTLE_S)
+
+    def next_action(self, now_ns):
+        if self.mode == 'explore':
+            return self.robot.explore_action()
+        with self.lock:
+            command = self.command
+        if command is None:
+            return twist_to_action(0.0, 0.0)
+        linear_x, angular_z, received = command
+        if now_ns - received > self.cmd_vel_timeout_ns:
+            self.stale_steps += 1
+            return twist_to_action(0.0, 0.0)
+        return twist_to_action(linear_x, angular_z, *self.thresholds)
+
+    def tick(self):
+        if self.finished:
+            return
+        now = self.get_clock().now().nanoseconds
+        if self.frames_published == 0:
+            frame = self.robot.frame            # the spawn, before any action
+            self.started = time.monotonic()
+        else:
+            frame = self.robot.step(self.next_action(now))
+            if frame.respawned:
+                self.get_logger().warning(
+                    'the simulation ended (diverged physics or time limit); respawned at the '
+                    f'start of the same maze after {self.robot.steps} steps')
+        self.publish(frame, now)
+        if self.max_steps and self.robot.steps >= self.max_steps:
+            self.finished = True
+            self.timer.cancel()
+            rate = self.robot.steps / max(time.monotonic() - self.started, 1e-9)
+            self.get_logger().info(
+                f'stopped after {self.robot.steps} steps (max_steps), {rate:.1f} steps/s')
+
+    def publish(self, frame, stamp):
+        frame_id = self.camera_frame
+        self.rgb_pub.publish(conversions.rgb_to_image(frame.rgb, frame_id, stamp))
+        if frame.depth is not None:
+            self.depth_pub.publish(conversions.depth_to_image(frame.depth, frame_id, stamp))
+        size = (self.robot.image_size, self.robot.image_size)
+        self.info_pub.publish(
+            conversions.intrinsics_to_camera_info(frame.K, size, frame_id, stamp))
+        self.odom_pub.publish(self.odometry(frame, stamp))
+        self.frames_published += 1
+
+    def odometry(self, frame, stamp):
+        """Return the base's Odometry; its twist is the motion since the last frame's stamp."""
+        base = frame.pose @ self.camera_from_base
+        linear, yaw_rate = np.zeros(3), 0.0
+        if self.previous is not None and not frame.respawned:
+            previous_base, previous_stamp = self.previous
+            seconds = (stamp - previous_stamp) * 1e-9
+            if seconds > 0:
+                motion = geometry.invert_pose(previous_base) @ base
+                linear = motion[:3, 3] / seconds
+                yaw_rate = np.arctan2(motion[1, 0], motion[0, 0]) / seconds
+        self.previous = (base, stamp)
+        return conversions.pose_to_odometry(base, stamp, self.odom_frame, self.base_frame,
+                                            linear=linear, angular=(0.0, 0.0, yaw_rate))
+
+    def close(self):
+        self.timer.cancel()
+        self.robot.close()
+
+
+def main(args=None):
+    run_nodes([SimRobot], args=args)
+
+
+if __name__ == '__main__':
+    main()

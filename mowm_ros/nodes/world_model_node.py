@@ -1,0 +1,478 @@
+"""
+The world model as a ROS 2 node: camera + odometry in, predicted views and memories out.
+
+A thin layer over ``mowm_ros.world_model.WorldModel`` (see the interface table in DESIGN.md).
+Callbacks only decode, check and queue; observing and predicting run on worker threads, the
+newest prediction request wins. Bad input is logged (rate-limited), counted in
+``/diagnostics`` and dropped; what the memories hold is never touched by it.
+"""
+
+from dataclasses import replace
+import os
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from mowm_ros.memory.episodic import EpisodicBufferConfig
+from mowm_ros.model import checkpoint
+from mowm_ros.nodes import conversions
+from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
+from mowm_ros.nodes.runtime import run_nodes
+from mowm_ros.nodes.workers import LatestWorker
+from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
+from mowm_ros.world_model import Frame, spatial_config_for, WorldModel, WorldModelConfig
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+PARAMETERS = {
+    'checkpoint': '', 'device': 'auto', 'sampler_steps': 4, 'horizon': 4,
+    'frame_interval_s': 0.5, 'prediction_period_s': 1.0,
+    'experts': ['short_term', 'episodic', 'spatial'], 'composition': 'contrastive',
+    'weight_short_term': 1.0, 'weight_episodic': 2.0, 'weight_spatial': 2.0,
+    'finetune': True, 'max_points': 1_000_000, 'voxel_size': 0.0, 'keyframe_capacity': 1000,
+    'keyframe_min_translation': 0.3, 'keyframe_min_rotation': 0.35, 'snapshot_dir': '',
+    'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
+    'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
+    'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
+    'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
+    'extrinsics_from_tf': True,
+}
+
+RELIABLE_2 = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LOG_THROTTLE_S = 5.0
+PARKED_FRAMES = 4      # frames waiting for odometry at their stamp
+
+
+def model_config_from(params):
+    """Build the WorldModelConfig from node parameters; raise ValueError naming a bad one."""
+    directory = params['checkpoint'] or str(checkpoint.default_checkpoint_dir())
+    spatial = spatial_config_for(checkpoint.read_config(directory))
+    spatial = replace(spatial, max_points=int(params['max_points']))
+    if params['voxel_size'] > 0:
+        spatial = replace(spatial, voxel_size=float(params['voxel_size']))
+    episodic = EpisodicBufferConfig(capacity=int(params['keyframe_capacity']),
+                                    min_translation=float(params['keyframe_min_translation']),
+                                    min_rotation=float(params['keyframe_min_rotation']))
+    return WorldModelConfig(
+        checkpoint=directory, device=params['device'],
+        sampler_steps=int(params['sampler_steps']), experts=tuple(params['experts']),
+        composition=params['composition'],
+        weights={'short_term': params['weight_short_term'],
+                 'episodic': params['weight_episodic'], 'spatial': params['weight_spatial']},
+        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
+
+
+class WorldModelNode(Node):
+
+    def __init__(self, model=None, **kwargs):
+        super().__init__('world_model', **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        self.params = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = self.params
+        if p['horizon'] < 1 or p['frame_interval_s'] <= 0 or p['prediction_period_s'] <= 0:
+            raise ValueError('horizon must be >= 1, frame_interval_s and prediction_period_s '
+                             '> 0')
+        self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])
+        self.tf_buffer = self._tf_buffer() if p['extrinsics_from_tf'] else None
+        self.model = model or WorldModel(model_config_from(p))
+        self.snapshot_dir = os.path.expanduser(p['snapshot_dir']) if p['snapshot_dir'] else ''
+        if self.snapshot_dir:
+            snapshot = self.model.load(self.snapshot_dir)
+            if snapshot is not None:
+                self.get_logger().info(
+                    f'restored memory from {self.snapshot_dir}: '
+                    f'{len(self.model.spatial)} points, {len(self.model.episodic)} '
+                    'keyframes')
+
+        self.odometry = OdometryBuffer(max_gap_s=p['max_odom_gap_s'])
+        self.pairer = StampPairer(p['pair_slop_s'])
+        self.rates = {name: RateMeter() for name in ('image', 'depth', 'odom')}
+        self.rejected = {}
+        self.camera = None                 # (K, (width, height)) of the latest camera_info
+        self.parked = []                   # frames newer than the newest odometry
+        self.camera_frame = 'camera_optical_frame'
+        self.latest_twist = (0.0, 0.0)
+        self.plan = None                   # ((N, 2) positions, monotonic arrival time)
+        self.last_observed_stamp = None
+        self.predictions_published = 0
+        self.last_prediction_source = None
+        self.latency_ms = []
+
+        self.observer = LatestWorker('observe', self._observe, capacity=8,
+                                     on_error=self._worker_failed)
+        self.predictor = LatestWorker('predict', self._predict, capacity=1,
+                                      on_error=self._worker_failed)
+
+        if not (p['use_depth'] and self._subscribe_with_message_filters()):
+            self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                     qos_profile_sensor_data)
+            if p['use_depth']:
+                self.create_subscription(Image, 'camera/depth/image_raw', self._on_depth,
+                                         qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
+                                 qos_profile_sensor_data)
+        self.create_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
+        self.create_subscription(Path, 'plan', self._on_plan, RELIABLE_1)
+
+        self.image_pub = self.create_publisher(Image, '~/predicted/image', RELIABLE_2)
+        self.info_pub = self.create_publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
+        self.mosaic_pub = self.create_publisher(Image, '~/predicted/mosaic', RELIABLE_1)
+        self.path_pub = self.create_publisher(Path, '~/predicted/path', RELIABLE_1)
+        self.cloud_pub = self.create_publisher(PointCloud2, '~/memory/cloud', LATCHED)
+        self.keyframes_pub = self.create_publisher(MarkerArray, '~/memory/keyframes',
+                                                   RELIABLE_1)
+        self.costmap_pub = self.create_publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_service(Trigger, '~/reset_memory', self._reset_memory)
+        self.create_service(Trigger, '~/save_memory', self._save_memory)
+
+        self.create_timer(p['prediction_period_s'], self._request_prediction)
+        self.create_timer(p['memory_period_s'], self._publish_memory)
+        self.create_timer(1.0, self._publish_diagnostics)
+        if self.snapshot_dir and p['snapshot_period_s'] > 0:
+            self.create_timer(p['snapshot_period_s'], self._periodic_snapshot)
+        self.get_logger().info(
+            f'world model ready: checkpoint {self.model.checkpoint_dir}, device '
+            f'{self.model.device}, experts {list(self.model.config.experts)}')
+
+    def _tf_buffer(self):
+        """Return a tf2 buffer where tf2_ros is installed (a ROS distribution), else None."""
+        try:
+            import tf2_ros
+        except ImportError:
+            return None
+        buffer = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(buffer, self)
+        return buffer
+
+    def _extrinsics_from_tf(self, camera_frame):
+        """Replace camera_extrinsics by TF's base_frame <- camera_frame once it is known."""
+        from rclpy.time import Time
+        try:
+            transform = self.tf_buffer.lookup_transform(self.params['base_frame'], camera_frame,
+                                                        Time())
+        except Exception:  # noqa: B902 - tf2 raises several types; keep the parameter's value
+            return
+        t, q = transform.transform.translation, transform.transform.rotation
+        self.base_from_camera = extrinsics_matrix([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
+        self.tf_buffer = None
+        self.get_logger().info(f'camera extrinsics from TF: {self.params["base_frame"]} <- '
+                               f'{camera_frame}')
+
+    # --- input -----------------------------------------------------------------------
+    def _reject(self, reason, detail):
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.get_logger().warning(f'dropped input ({reason}): {detail}',
+                                  throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _subscribe_with_message_filters(self):
+        """Pair colour and depth with message_filters where it is installed; return whether."""
+        try:
+            import message_filters
+        except ImportError:
+            return False
+        subscribers = [message_filters.Subscriber(self, Image, topic,
+                                                  qos_profile=qos_profile_sensor_data)
+                       for topic in ('camera/image_raw', 'camera/depth/image_raw')]
+        self._synchronizer = message_filters.ApproximateTimeSynchronizer(
+            subscribers, queue_size=8, slop=self.params['pair_slop_s'])
+        self._synchronizer.registerCallback(self._on_synchronized_pair)
+        return True
+
+    def _on_synchronized_pair(self, image_msg, depth_msg):
+        now = time.monotonic()
+        self.rates['image'].tick(now)
+        self.rates['depth'].tick(now)
+        self._pair_ready(image_msg, depth_msg, conversions.stamp_to_ns(image_msg.header.stamp))
+
+    def _on_camera_info(self, msg):
+        try:
+            self.camera = conversions.camera_info_to_intrinsics(msg)
+        except conversions.ConversionError as exc:
+            self._reject('camera_info', exc)
+
+    def _on_odometry(self, msg):
+        self.rates['odom'].tick(time.monotonic())
+        try:
+            stamp, pose = conversions.odometry_to_pose(msg)
+            twist = (msg.twist.twist.linear.x, msg.twist.twist.angular.z)
+            if not np.all(np.isfinite(twist)):
+                raise ValueError(f'odometry twist is not finite: {twist}')
+            self.odometry.add(stamp, pose)
+            self.latest_twist = twist
+        except ValueError as exc:
+            self._reject('odometry', exc)
+            return
+        self._release_parked()
+
+    def _on_plan(self, msg):
+        try:
+            poses = conversions.path_to_poses(msg)
+        except ValueError as exc:
+            self._reject('plan', exc)
+            return
+        self.plan = (poses[:, :2, 3], time.monotonic()) if len(poses) >= 2 else None
+
+    def _on_image(self, msg):
+        self.rates['image'].tick(time.monotonic())
+        if not self.params['use_depth']:
+            self._pair_ready(msg, None, conversions.stamp_to_ns(msg.header.stamp))
+            return
+        pair = self.pairer.add_colour(conversions.stamp_to_ns(msg.header.stamp), msg)
+        if pair is not None:
+            self._pair_ready(*pair)
+
+    def _on_depth(self, msg):
+        self.rates['depth'].tick(time.monotonic())
+        pair = self.pairer.add_depth(conversions.stamp_to_ns(msg.header.stamp), msg)
+        if pair is not None:
+            self._pair_ready(*pair)
+
+    def _pair_ready(self, image_msg, depth_msg, stamp):
+        try:
+            rgb = conversions.image_to_rgb(image_msg)
+            depth = conversions.image_to_depth(depth_msg) if depth_msg is not None else None
+        except conversions.ConversionError as exc:
+            self._reject('image', exc)
+            return
+        if self.camera is None:
+            self._reject('camera_info', 'no camera_info received yet')
+            return
+        _, (width, height) = self.camera
+        if (width, height) != (rgb.shape[1], rgb.shape[0]):
+            self._reject('camera_info', f'camera_info is {width}x{height} but the image is '
+                                        f'{rgb.shape[1]}x{rgb.shape[0]}')
+            return
+        if depth is not None and depth.shape != rgb.shape[:2]:
+            self._reject('image', f'depth {depth.shape} does not match colour {rgb.shape[:2]}')
+            return
+        latest = self.odometry.latest()
+        if latest is None or latest[0] < stamp:
+            self._park(image_msg, rgb, depth, stamp)     # odometry for this stamp may follow
+            return
+        self._observe_at_odometry(image_msg, rgb, depth, stamp)
+
+    def _park(self, image_msg, rgb, depth, stamp):
+        """Hold a frame until odometry reaches its stamp; the oldest held one gives way."""
+        self.parked.append((image_msg, rgb, depth, stamp))
+        if len(self.parked) > PARKED_FRAMES:
+            _, _, _, old = self.parked.pop(0)
+            self._reject('odometry', f'no odometry reached image stamp {old}')
+
+    def _release_parked(self):
+        latest = self.odometry.latest()
+        while self.parked and latest is not None and self.parked[0][3] <= latest[0]:
+            self._observe_at_odometry(*self.parked.pop(0))
+
+    def _observe_at_odometry(self, image_msg, rgb, depth, stamp):
+        K, _ = self.camera
+        base = self.odometry.pose_at(stamp)
+        if base is None:
+            self._reject('odometry', f'no odometry within {self.params["max_odom_gap_s"]} s '
+                                     f'of image stamp {stamp}')
+            return
+        if self.last_observed_stamp is not None and stamp <= self.last_observed_stamp:
+            self._reject('stamp', f'image stamp {stamp} is not newer than '
+                                  f'{self.last_observed_stamp}')
+            return
+        self.last_observed_stamp = stamp
+        self.camera_frame = image_msg.header.frame_id or self.camera_frame
+        if self.tf_buffer is not None:
+            self._extrinsics_from_tf(self.camera_frame)
+        self.observer.submit(Frame(rgb=rgb, depth=depth, pose=base @ self.base_from_camera,
+                                   K=K, stamp=stamp))
+
+    def _observe(self, frame):
+        try:
+            self.model.observe(frame)
+        except ValueError as exc:
+            self._reject('frame', exc)
+
+    def _worker_failed(self, name, exc):
+        self.rejected[f'{name}_error'] = self.rejected.get(f'{name}_error', 0) + 1
+        self.get_logger().error(f'{name} failed: {type(exc).__name__}: {exc}',
+                                throttle_duration_sec=LOG_THROTTLE_S)
+
+    # --- prediction ------------------------------------------------------------------
+    def future_base_poses(self):
+        """Return (base poses, source): along a fresh plan, else the current velocity."""
+        latest = self.odometry.latest()
+        if latest is None:
+            return None, None
+        _, pose = latest
+        p = self.params
+        speed, turn = self.latest_twist
+        if self.plan is not None and time.monotonic() - self.plan[1] <= p['plan_timeout_s']:
+            spacing = p['plan_spacing_m'] or max(abs(speed) * p['frame_interval_s'], 0.05)
+            poses = poses_along_path(self.plan[0], pose, p['horizon'], spacing)
+            if len(poses):
+                return poses, 'plan'
+        return extrapolate_twist(pose, speed, turn, p['horizon'], p['frame_interval_s']), \
+            'velocity'
+
+    def _request_prediction(self):
+        if self.model.context_ready and self.last_observed_stamp is not None:
+            poses, source = self.future_base_poses()
+            if poses is not None:
+                self.predictor.submit((poses, source, self.last_observed_stamp))
+
+    def _predict(self, request):
+        base_poses, source, stamp = request
+        start = time.perf_counter()
+        result = self.model.imagine(base_poses @ self.base_from_camera)
+        self.latency_ms.append(1000 * (time.perf_counter() - start) / len(base_poses))
+        self.latency_ms = self.latency_ms[-50:]
+        interval = int(self.params['frame_interval_s'] * 1e9)
+        stamps = [stamp + (i + 1) * interval for i in range(len(base_poses))]
+        images = result.images[0]
+        size = images.shape[1]
+        self.image_pub.publish(conversions.rgb_to_image(images[0], self.camera_frame,
+                                                        stamps[0]))
+        self.info_pub.publish(conversions.intrinsics_to_camera_info(
+            result.intrinsics, (size, size), self.camera_frame, stamps[0]))
+        self.mosaic_pub.publish(conversions.rgb_to_image(mosaic(images), self.camera_frame,
+                                                         stamps[0]))
+        self.path_pub.publish(conversions.poses_to_path(base_poses, self.params['odom_frame'],
+                                                        stamps))
+        self.predictions_published += 1
+        self.last_prediction_source = source
+
+    # --- memory ----------------------------------------------------------------------
+    def _publish_memory(self):
+        stamp = self.get_clock().now().nanoseconds
+        frame = self.params['odom_frame']
+        points, colours = self.model.spatial.points_and_colors()
+        limit = int(self.params['cloud_max_points'])
+        if len(points) > limit > 0:
+            keep = np.linspace(0, len(points) - 1, limit).astype(np.int64)
+            points, colours = points[keep], colours[keep]
+        self.cloud_pub.publish(conversions.points_to_cloud(points, colours, frame, stamp))
+        self.keyframes_pub.publish(self._keyframe_markers(frame, stamp))
+        grid = self.model.spatial.occupancy_grid(resolution=self.params['costmap_resolution'])
+        self.costmap_pub.publish(self._occupancy_message(grid, frame, stamp))
+
+    def _keyframe_markers(self, frame, stamp):
+        poses = self.model.episodic.snapshot().pose
+        marker = Marker(header=conversions.make_header(frame, stamp), ns='keyframes', id=0,
+                        type=Marker.LINE_LIST, action=Marker.ADD)
+        marker.scale.x = 0.03
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = 1.0, 0.6, 0.0, 1.0
+        marker.pose.orientation.w = 1.0
+        for pose in poses:
+            origin, forward = pose[:3, 3], pose[:3, 3] + 0.3 * pose[:3, 2]
+            marker.points.extend([Point(x=float(origin[0]), y=float(origin[1]),
+                                        z=float(origin[2])),
+                                  Point(x=float(forward[0]), y=float(forward[1]),
+                                        z=float(forward[2]))])
+        clear = Marker(header=marker.header, ns='keyframes', action=Marker.DELETEALL)
+        return MarkerArray(markers=[clear, marker] if len(poses) else [clear])
+
+    @staticmethod
+    def _occupancy_message(grid, frame, stamp):
+        msg = OccupancyGrid(header=conversions.make_header(frame, stamp))
+        msg.info.resolution = float(grid.resolution)
+        msg.info.width, msg.info.height = int(grid.width), int(grid.height)
+        msg.info.origin.position.x = float(grid.origin_x)
+        msg.info.origin.position.y = float(grid.origin_y)
+        msg.info.origin.orientation.w = 1.0
+        msg.data = grid.data.astype(np.int8).tolist()
+        return msg
+
+    def _reset_memory(self, request, response):
+        self.observer.wait_idle(timeout=5.0)
+        self.model.reset()
+        self.odometry.clear()
+        self.last_observed_stamp = None
+        response.success, response.message = True, 'memory cleared'
+        self._publish_memory()
+        return response
+
+    def _save_memory(self, request, response):
+        if not self.snapshot_dir:
+            response.success = False
+            response.message = 'parameter snapshot_dir is empty: nowhere to save'
+            return response
+        try:
+            path = self.save_snapshot()
+        except OSError as exc:
+            response.success, response.message = False, f'save failed: {exc}'
+            return response
+        response.success, response.message = True, f'saved {path}'
+        return response
+
+    def save_snapshot(self):
+        self.observer.wait_idle(timeout=5.0)
+        return self.model.save(self.snapshot_dir)
+
+    def _periodic_snapshot(self):
+        try:
+            self.save_snapshot()
+        except OSError as exc:
+            self.get_logger().error(f'periodic snapshot failed: {exc}',
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+
+    # --- diagnostics -----------------------------------------------------------------
+    def status_values(self):
+        now = time.monotonic()
+        values = {f'{name} rate (Hz)': f'{meter.rate(now):.2f}'
+                  for name, meter in self.rates.items()}
+        values.update({
+            'frames observed': self.model.frames_observed,
+            'memory points': len(self.model.spatial),
+            'keyframes': len(self.model.episodic),
+            'adapter version': self.model.finetuner.latest().version,
+            'finetuning queue': self.model.finetuner.pending_steps,
+            'predictions published': self.predictions_published,
+            'prediction latency (ms per frame)':
+                f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
+            'dropped prediction requests': self.predictor.dropped,
+            'dropped observations': self.observer.dropped,
+            'unpaired images': self.pairer.dropped,
+        })
+        values.update({f'rejected {reason}': count for reason, count in self.rejected.items()})
+        return values
+
+    def _publish_diagnostics(self):
+        values = self.status_values()
+        level, message = DiagnosticStatus.OK, 'running'
+        if self.rejected:
+            level, message = DiagnosticStatus.WARN, 'some input was rejected (see values)'
+        if self.model.frames_observed == 0:
+            level, message = DiagnosticStatus.WARN, 'no frame observed yet'
+        status = DiagnosticStatus(level=level, name='mowm_ros: world_model', message=message,
+                                  hardware_id='mowm_ros')
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def close(self):
+        """Stop the workers and save the memory (when a snapshot directory is set)."""
+        self.predictor.stop()
+        self.observer.wait_idle(timeout=10.0)
+        self.observer.stop()
+        if self.snapshot_dir:
+            try:
+                path = self.model.save(self.snapshot_dir)
+                self.get_logger().info(f'memory saved to {path}')
+            except OSError as exc:
+                self.get_logger().error(f'saving memory at shutdown failed: {exc}')
+        self.model.close()
+
+
+def main(args=None):
+    run_nodes([WorldModelNode], args=args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,251 @@
+"""The world_model node over real DDS, fed a held-out Memory Maze episode by the episode player."""
+
+import subprocess
+import sys
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray
+from mowm_ros.data.episode import save_episode
+from mowm_ros.data.maze_env import generate_episode, GenerationConfig
+from mowm_ros.nodes import conversions
+from mowm_ros.nodes.episode_player import EpisodePlayer
+from mowm_ros.nodes.world_model_node import LATCHED, WorldModelNode
+from nav_msgs.msg import Odometry, Path
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from ros_harness import wait_for
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+HELD_OUT_SEED = 90_002
+
+
+@pytest.fixture(scope='module')
+def episode_path(tmp_path_factory):
+    episode, _ = generate_episode(HELD_OUT_SEED, GenerationConfig(steps=60))
+    path = tmp_path_factory.mktemp('episode') / 'held_out.npz'
+    save_episode(path, episode)
+    return path
+
+
+class Inbox:
+    """Keeps every message of the subscribed topics."""
+
+    def __init__(self, node, topics):
+        self.lock = threading.Lock()
+        self.messages = {topic: [] for topic, _, _ in topics}
+        for topic, msg_type, qos in topics:
+            node.create_subscription(msg_type, topic, self._keep(topic), qos)
+
+    def _keep(self, topic):
+        def callback(msg):
+            with self.lock:
+                self.messages[topic].append(msg)
+        return callback
+
+    def get(self, topic):
+        with self.lock:
+            return list(self.messages[topic])
+
+
+def world_model_node(ros, snapshot_dir, **overrides):
+    values = {'sampler_steps': 1, 'horizon': 2, 'prediction_period_s': 0.4,
+              'memory_period_s': 0.5, 'snapshot_dir': str(snapshot_dir),
+              'snapshot_period_s': 0.0, **overrides}
+    return ros.add(WorldModelNode(context=ros.context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in values.items()]))
+
+
+def call(ros, node, name, timeout=20.0):
+    client = node.create_client(Trigger, name)
+    assert client.wait_for_service(timeout_sec=10.0), f'service {name} not available'
+    future = client.call_async(Trigger.Request())
+    assert wait_for(future.done, timeout=timeout), f'service {name} did not answer'
+    return future.result()
+
+
+OUTPUTS = [('/world_model/predicted/image', Image, 2),
+           ('/world_model/predicted/camera_info', CameraInfo, 2),
+           ('/world_model/predicted/mosaic', Image, 2),
+           ('/world_model/predicted/path', Path, 2),
+           ('/world_model/memory/cloud', PointCloud2, LATCHED),
+           ('/diagnostics', DiagnosticArray, 10)]
+
+
+def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
+    inbox = Inbox(ros.node('listener'), OUTPUTS)
+    node = world_model_node(ros, tmp_path / 'memory')
+    ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
+        Parameter('episode', value=str(episode_path)), Parameter('rate_hz', value=8.0)]))
+
+    assert wait_for(lambda: len(inbox.get('/world_model/predicted/image')) >= 2, timeout=60)
+    image = inbox.get('/world_model/predicted/image')[-1]
+    assert (image.width, image.height, image.encoding) == (64, 64, 'rgb8')
+    assert image.header.frame_id == 'camera_optical_frame'
+    rgb = conversions.image_to_rgb(image)
+    assert rgb.std() > 1.0, 'the prediction is a flat image'
+    stamp = conversions.stamp_to_ns(image.header.stamp)
+    assert stamp > node.last_observed_stamp - 10**10
+    assert wait_for(lambda: inbox.get('/world_model/predicted/camera_info'), timeout=10)
+    info = inbox.get('/world_model/predicted/camera_info')[-1]
+    K, size = conversions.camera_info_to_intrinsics(info)
+    assert size == (64, 64) and info.header.frame_id == 'camera_optical_frame'
+    assert wait_for(lambda: inbox.get('/world_model/predicted/mosaic'), timeout=10)
+    assert inbox.get('/world_model/predicted/mosaic')[-1].width == 2 * 64 + 2
+    assert wait_for(lambda: inbox.get('/world_model/predicted/path'), timeout=10)
+    path = inbox.get('/world_model/predicted/path')[-1]
+    assert len(path.poses) == 2 and path.header.frame_id == 'odom'
+
+    # The memory cloud grows as frames arrive.
+    assert wait_for(lambda: len({m.width for m in inbox.get('/world_model/memory/cloud')}) >= 3,
+                    timeout=30)
+    widths = [m.width for m in inbox.get('/world_model/memory/cloud')]
+    assert max(widths) > widths[0]
+    assert wait_for(lambda: any(
+        s.name == 'mowm_ros: world_model' for m in inbox.get('/diagnostics') for s in m.status),
+        timeout=10)
+
+    helper = ros.node('caller')
+    saved = call(ros, helper, '/world_model/save_memory')
+    assert saved.success and 'memory' in saved.message
+    reset = call(ros, helper, '/world_model/reset_memory')
+    assert reset.success
+    assert wait_for(lambda: inbox.get('/world_model/memory/cloud')[-1].width < max(widths),
+                    timeout=10)
+
+
+def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):
+    from mowm_ros.data.episode import load_episode
+    from mowm_ros.world_model import Frame
+    snapshot = tmp_path / 'memory'
+    first = WorldModelNode(context=ros.context, parameter_overrides=[
+        Parameter('snapshot_dir', value=str(snapshot)), Parameter('finetune', value=False)])
+    episode = load_episode(episode_path)
+    for i in range(0, 30, 3):
+        first.model.observe(Frame(rgb=episode.rgb[i], depth=episode.depth[i],
+                                  pose=episode.pose[i], K=episode.K,
+                                  stamp=int(episode.stamp[i])))
+    points, keyframes = len(first.model.spatial), len(first.model.episodic)
+    assert points > 0 and keyframes > 0
+    first.close()                  # saves at shutdown
+    first.destroy_node()
+    second = ros.add(WorldModelNode(context=ros.context, parameter_overrides=[
+        Parameter('snapshot_dir', value=str(snapshot)), Parameter('finetune', value=False)]))
+    assert len(second.model.spatial) == points
+    assert len(second.model.episodic) == keyframes
+
+
+def image_message(rgb, stamp, frame='camera_optical_frame', encoding='rgb8'):
+    return conversions.rgb_to_image(rgb, frame, stamp, encoding)
+
+
+def test_bad_input_is_rejected_and_the_node_keeps_running(ros, tmp_path, episode_path):
+    from mowm_ros.data.episode import load_episode
+    episode = load_episode(episode_path)
+    node = world_model_node(ros, tmp_path / 'memory', use_depth=False,
+                            prediction_period_s=0.3)
+    source = ros.node('source')
+    publishers = {name: source.create_publisher(kind, topic, qos_profile_sensor_data)
+                  for name, kind, topic in (('image', Image, 'camera/image_raw'),
+                                            ('info', CameraInfo, 'camera/camera_info'),
+                                            ('odom', Odometry, 'odom'))}
+    assert wait_for(lambda: all(p.get_subscription_count() for p in publishers.values()))
+    base = episode.pose[0] @ np.linalg.inv(node.base_from_camera)
+
+    def send(kind, msg):
+        publishers[kind].publish(msg)
+
+    def rejected(reason):
+        return node.rejected.get(reason, 0)
+
+    t0 = 10**18
+    # An image before any camera_info.
+    send('odom', conversions.pose_to_odometry(base, t0))
+    send('image', image_message(episode.rgb[0], t0))
+    assert wait_for(lambda: rejected('camera_info') >= 1)
+    # Unsupported encoding, data shorter than height * step, zero size.
+    bad = image_message(episode.rgb[0], t0)
+    bad.encoding = 'yuv422'
+    send('image', bad)
+    short = image_message(episode.rgb[0], t0)
+    short.data = bytes(short.data[:100])
+    send('image', short)
+    empty = image_message(episode.rgb[0], t0)
+    empty.height = 0
+    send('image', empty)
+    assert wait_for(lambda: rejected('image') >= 3), node.rejected
+    # Camera info with zero size or NaN intrinsics.
+    info = conversions.intrinsics_to_camera_info(episode.K, (64, 64), 'camera_optical_frame', t0)
+    info.width = 0
+    send('info', info)
+    nan_info = conversions.intrinsics_to_camera_info(episode.K, (64, 64), 'camera', t0)
+    nan_info.k[0] = float('nan')
+    send('info', nan_info)
+    assert wait_for(lambda: rejected('camera_info') >= 3), node.rejected
+    # NaN and infinite odometry, and odometry going back in time.
+    nan_odom = conversions.pose_to_odometry(base, t0 + 1)
+    nan_odom.pose.pose.position.x = float('nan')
+    send('odom', nan_odom)
+    inf_twist = conversions.pose_to_odometry(base, t0 + 2, linear=(float('inf'), 0, 0))
+    send('odom', inf_twist)
+    send('odom', conversions.pose_to_odometry(base, t0 - 10**9))
+    assert wait_for(lambda: rejected('odometry') >= 3), node.rejected
+
+    # Good input now: frames are observed and predictions come.
+    send('info', conversions.intrinsics_to_camera_info(episode.K, (64, 64),
+                                                       'camera_optical_frame', t0))
+    stamps = []
+    for i in range(8):
+        stamp = t0 + (i + 1) * 250_000_000
+        pose = episode.pose[i] @ np.linalg.inv(node.base_from_camera)
+        send('odom', conversions.pose_to_odometry(pose, stamp))
+        wait_for(lambda: node.odometry.latest() is not None
+                 and node.odometry.latest()[0] == stamp, timeout=5)
+        send('image', image_message(episode.rgb[i], stamp))
+        stamps.append(stamp)
+    # Sensor-data QoS may lose a message; nearly all good frames must be observed.
+    assert wait_for(lambda: node.model.frames_observed >= 6, timeout=20), node.rejected
+    assert wait_for(lambda: node.last_observed_stamp == stamps[-1], timeout=10)
+    assert node.observer.wait_idle(timeout=10)
+    # A stamp going backwards is rejected; the memory keeps what it had.
+    observed = node.model.frames_observed
+    send('image', image_message(episode.rgb[0], stamps[2]))
+    assert wait_for(lambda: rejected('stamp') >= 1, timeout=10), node.rejected
+    assert node.observer.wait_idle(timeout=10)
+    assert node.model.frames_observed == observed
+    assert wait_for(lambda: node.predictions_published >= 1, timeout=30)
+    values = node.status_values()
+    assert values['rejected image'] >= 3 and values['rejected odometry'] >= 3
+
+
+def run_node_process(ros, *parameters):
+    command = [sys.executable, '-m', 'mowm_ros.nodes.world_model_node', '--ros-args']
+    for parameter in parameters:
+        command += ['-p', parameter]
+    return subprocess.run(command, env=ros.subprocess_env(), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_missing_checkpoint_refuses_to_start_naming_the_file(ros, tmp_path):
+    result = run_node_process(ros, f'checkpoint:={tmp_path / "nowhere"}')
+    assert result.returncode == 1
+    assert str(tmp_path / 'nowhere') in result.stderr and 'not found' in result.stderr
+
+
+def test_mismatched_checkpoint_refuses_to_start_naming_the_difference(ros, tmp_path):
+    import json
+    import shutil
+    from mowm_ros.model import checkpoint
+    broken = tmp_path / 'broken'
+    shutil.copytree(checkpoint.default_checkpoint_dir(), broken)
+    config = json.loads((broken / 'config.json').read_text())
+    config['denoiser']['channels'] = [32, 48, 64]
+    (broken / 'config.json').write_text(json.dumps(config))
+    result = run_node_process(ros, f'checkpoint:={broken}')
+    assert result.returncode == 1
+    assert str(broken / 'model.safetensors') in result.stderr, result.stderr
+    assert 'do not match' in result.stderr and 'the model expects' in result.stderr
