@@ -101,6 +101,7 @@ setup(
             'world_model = mowm_ros.nodes.world_model_node:main',
             'mowm_bringup = mowm_ros.nodes.bringup:main',
             'sim_robot = mowm_ros.nodes.sim_robot:main',
+            'mowm_nav2_bridge = mowm_ros.nodes.nav2_bridge:main',
         ],
     },
 )
