@@ -17,6 +17,8 @@ import numpy as np
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 DEPTH_ENCODINGS = {'32FC1': np.dtype('<f4'), '16UC1': np.dtype('<u2')}
 MAX_IMAGE_SIDE = 8192
+MAX_INTRINSIC_PIXELS = 1e6      # focal lengths, principal point, skew
+MAX_POSITION_M = 1e9            # |x|, |y|, |z| of a pose: finite, and squares stay finite
 
 
 class CodecError(ValueError):
@@ -44,10 +46,12 @@ def _image_rows(msg, channels, itemsize):
     if len(data) < needed:
         raise CodecError(f'image data has {len(data)} bytes, expected at least {needed} '
                          f'for {height} rows of step {step}')
-    # Only the last row's trailing padding may be absent.
-    padded = bytes(data[:step * height]).ljust(step * height, b'\0')
-    buffer = np.frombuffer(padded, dtype=np.uint8)
-    return buffer.reshape(height, step)[:, :row_bytes], height, width
+    # Rows read in place at their step: only the last row's trailing padding may be absent,
+    # and nothing beyond the pixels is allocated (a huge declared step costs no memory).
+    buffer = np.frombuffer(data, dtype=np.uint8, count=needed)
+    rows = np.lib.stride_tricks.as_strided(buffer, shape=(height, row_bytes),
+                                           strides=(step, 1), writeable=False)
+    return rows.copy(), height, width
 
 
 def decode_rgb(msg):
@@ -117,10 +121,18 @@ def decode_intrinsics(msg):
     width, height = int(msg.width), int(msg.height)
     if width <= 0 or height <= 0:
         raise CodecError(f'camera_info has zero size ({width}x{height})')
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        raise CodecError(f'camera_info size {width}x{height} exceeds {MAX_IMAGE_SIDE} pixels')
     try:
         geometry.check_intrinsics(K, 'camera_info.k')
     except geometry.GeometryError as exc:
         raise CodecError(str(exc)) from None
+    if not np.allclose(K[2], [0.0, 0.0, 1.0], rtol=0.0, atol=1e-9):
+        raise CodecError(f'camera_info.k last row must be [0, 0, 1], got {K[2].tolist()}')
+    if np.abs(K[:2]).max() > MAX_INTRINSIC_PIXELS:
+        # Finite but absurd: scaled to the model's 64x64 view it would overflow to inf.
+        raise CodecError(f'camera_info.k values out of range (|value| > '
+                         f'{MAX_INTRINSIC_PIXELS:g} pixels): {K[:2].ravel().tolist()}')
     return K, (width, height)
 
 
@@ -132,6 +144,9 @@ def decode_pose(pose):
     if not all(math.isfinite(v) for v in position + orientation):
         raise CodecError(f'pose has NaN or infinite values: position {position}, '
                          f'orientation {orientation}')
+    if max(abs(v) for v in position) > MAX_POSITION_M:
+        raise CodecError(f'pose position {position} lies beyond {MAX_POSITION_M:g} m of the '
+                         'origin')
     try:
         rotation = geometry.matrix_from_quaternion_xyzw(orientation)
     except geometry.GeometryError as exc:

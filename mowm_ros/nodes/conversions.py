@@ -135,24 +135,43 @@ def points_to_cloud(points, colors, frame_id, stamp_ns):
                        is_dense=True)
 
 
+# Datatypes accepted per field: rgb is packed 0x00RRGGBB, declared UINT32 or (as by PCL) FLOAT32.
+_CLOUD_FIELD_TYPES = {'x': (PointField.FLOAT32,), 'y': (PointField.FLOAT32,),
+                      'z': (PointField.FLOAT32,),
+                      'rgb': (PointField.UINT32, PointField.FLOAT32, PointField.INT32)}
+
+
 def cloud_to_points(msg):
     """(points (N, 3) float32, colors (N, 3) uint8) from a PointCloud2 with x, y, z, rgb."""
-    offsets = {f.name: f.offset for f in msg.fields}
-    missing = {'x', 'y', 'z', 'rgb'} - set(offsets)
+    fields = {f.name: f for f in msg.fields}
+    missing = set(_CLOUD_FIELD_TYPES) - set(fields)
     if missing:
         raise ConversionError(f'point cloud lacks fields {sorted(missing)}')
+    for name, allowed in _CLOUD_FIELD_TYPES.items():
+        if fields[name].datatype not in allowed:
+            raise ConversionError(f'point cloud field {name!r} has datatype '
+                                  f'{fields[name].datatype}, expected one of {list(allowed)}')
+        if fields[name].count > 1:
+            raise ConversionError(f'point cloud field {name!r} has count {fields[name].count}, '
+                                  'expected 1')
+    offsets = {name: int(fields[name].offset) for name in _CLOUD_FIELD_TYPES}
     count = int(msg.width) * int(msg.height)
     step = int(msg.point_step)
     if step <= 0 or any(offset + 4 > step for offset in offsets.values()):
         raise ConversionError(f'point_step {step} does not hold the fields at {offsets}')
-    data = bytes(msg.data)
+    data = msg.data
+    if not isinstance(data, (bytes, bytearray)):
+        data = np.asarray(data, dtype=np.uint8).tobytes()
     if len(data) < count * step:
         raise ConversionError(f'cloud data has {len(data)} bytes, expected {count * step}')
-    dtype = np.dtype({'names': ['x', 'y', 'z', 'rgb'], 'formats': ['<f4', '<f4', '<f4', '<u4'],
-                      'offsets': [offsets[k] for k in ('x', 'y', 'z', 'rgb')],
-                      'itemsize': step})
-    cloud = np.frombuffer(data, dtype=dtype, count=count)
-    points = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=-1)
-    rgb = cloud['rgb']
+    rows = np.frombuffer(data, dtype=np.uint8, count=count * step).reshape(count, step)
+    order = '>' if msg.is_bigendian else '<'
+
+    def column(name, kind):
+        offset = offsets[name]
+        return np.ascontiguousarray(rows[:, offset:offset + 4]).view(order + kind)[:, 0]
+
+    points = np.stack([column(axis, 'f4') for axis in 'xyz'], axis=-1).astype(np.float32)
+    rgb = column('rgb', 'u4').astype(np.uint32)
     colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
     return points, colors

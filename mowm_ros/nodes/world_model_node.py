@@ -8,12 +8,14 @@ newest prediction request wins. Bad input is logged (rate-limited), counted in
 """
 
 from dataclasses import replace
+import math
 import os
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from mowm_ros.memory.episodic import EpisodicBufferConfig
+from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
@@ -24,10 +26,12 @@ from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
 from mowm_ros.world_model import Frame, spatial_config_for, WorldModel, WorldModelConfig
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
+import torch
 from visualization_msgs.msg import Marker, MarkerArray
 
 PARAMETERS = {
@@ -41,7 +45,7 @@ PARAMETERS = {
     'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
     'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
     'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
-    'extrinsics_from_tf': True,
+    'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
 }
 
 RELIABLE_2 = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -49,7 +53,50 @@ RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE_S = 5.0
-PARKED_FRAMES = 4      # frames waiting for odometry at their stamp
+PARKED_FRAMES = 16     # frames waiting for odometry at their stamp (0.27 s of a 60 Hz camera)
+OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 Hz camera
+# Input stamped further ahead of the node's clock is rejected: one far-future odometry stamp
+# would otherwise make every later (correct) message look as if it went back in time.
+MAX_STAMP_AHEAD_S = 10.0
+
+
+# Parameters the node reads while it runs; a change of any other one needs a restart.
+LIVE_PARAMETERS = ('horizon', 'frame_interval_s', 'plan_timeout_s', 'plan_spacing_m',
+                   'cloud_max_points', 'costmap_resolution', 'integration_max_width',
+                   'odom_frame')
+_AT_LEAST = {'sampler_steps': 1, 'horizon': 1, 'max_points': 1, 'keyframe_capacity': 2,
+             'cloud_max_points': 0, 'integration_max_width': 0, 'torch_threads': 0,
+             'voxel_size': 0.0, 'keyframe_min_translation': 0.0, 'keyframe_min_rotation': 0.0,
+             'snapshot_period_s': 0.0, 'pair_slop_s': 0.0, 'plan_timeout_s': 0.0,
+             'plan_spacing_m': 0.0}
+_POSITIVE = ('frame_interval_s', 'prediction_period_s', 'memory_period_s', 'max_odom_gap_s',
+             'costmap_resolution')
+_EXPERTS = ('short_term', 'episodic', 'spatial')
+
+
+def check_parameter(name, value):
+    """Return why ``value`` is not valid for parameter ``name``, or None when it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'{name} must be finite, got {value}'
+    if name in _AT_LEAST and value < _AT_LEAST[name]:
+        return f'{name} must be >= {_AT_LEAST[name]}, got {value}'
+    if name in _POSITIVE and not value > 0:
+        return f'{name} must be > 0, got {value}'
+    if name == 'experts' and (not value or not set(value) <= set(_EXPERTS)):
+        return f'experts must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
+    if name == 'composition' and value not in ('contrastive', 'naive'):
+        return f"composition must be 'contrastive' or 'naive', got {value!r}"
+    if name == 'device' and value not in ('auto', 'cpu') and not value.startswith('cuda'):
+        return f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}"
+    if name == 'camera_extrinsics' and (
+            len(value) != 7 or not all(math.isfinite(v) for v in value)):
+        return f'camera_extrinsics must be 7 finite values [x y z qx qy qz qw], got {list(value)}'
+    if name in ('odom_frame', 'base_frame') and not value:
+        return f'{name} must not be empty'
+    if name == 'snapshot_dir' and value and os.path.exists(os.path.expanduser(value)) \
+            and not os.path.isdir(os.path.expanduser(value)):
+        return f'snapshot_dir {value!r} exists and is not a directory'
+    return None
 
 
 def model_config_from(params):
@@ -71,6 +118,26 @@ def model_config_from(params):
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
 
 
+def reduced_frame(frame, max_width):
+    """
+    Subsample a frame wider than ``max_width`` pixels by an integer stride, K to match.
+
+    The model only sees 64x64 views and the spatial memory 5 cm voxels; fusing every pixel
+    of a 640x480 camera costs four times as much as every second one for little more memory.
+    Depth is taken at the sampled pixels (never averaged across edges), colour likewise.
+    """
+    width = frame.rgb.shape[1]
+    if max_width <= 0 or width <= max_width:
+        return frame
+    stride = -(-width // max_width)
+    K = np.array(frame.K, dtype=np.float64)
+    K[:2] /= stride
+    depth = None if frame.depth is None else np.ascontiguousarray(
+        frame.depth[::stride, ::stride])
+    return replace(frame, rgb=np.ascontiguousarray(frame.rgb[::stride, ::stride]), depth=depth,
+                   K=K)
+
+
 class WorldModelNode(Node):
 
     def __init__(self, model=None, **kwargs):
@@ -79,13 +146,20 @@ class WorldModelNode(Node):
             self.declare_parameter(name, default)
         self.params = {name: self.get_parameter(name).value for name in PARAMETERS}
         p = self.params
-        if p['horizon'] < 1 or p['frame_interval_s'] <= 0 or p['prediction_period_s'] <= 0:
-            raise ValueError('horizon must be >= 1, frame_interval_s and prediction_period_s '
-                             '> 0')
+        for name, value in p.items():
+            reason = check_parameter(name, value)
+            if reason:
+                raise ValueError(f'invalid parameter: {reason}')
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if p['torch_threads'] > 0:
+            torch.set_num_threads(p['torch_threads'])
         self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])
         self.tf_buffer = self._tf_buffer() if p['extrinsics_from_tf'] else None
         self.model = model or WorldModel(model_config_from(p))
-        self.snapshot_dir = os.path.expanduser(p['snapshot_dir']) if p['snapshot_dir'] else ''
+        # Absolute once: every snapshot goes where the parameter said at start-up, whatever
+        # the working directory later; MemoryStore refuses to write outside it.
+        self.snapshot_dir = os.path.abspath(os.path.expanduser(p['snapshot_dir'])) \
+            if p['snapshot_dir'] else ''
         if self.snapshot_dir:
             snapshot = self.model.load(self.snapshot_dir)
             if snapshot is not None:
@@ -105,10 +179,12 @@ class WorldModelNode(Node):
         self.plan = None                   # ((N, 2) positions, monotonic arrival time)
         self.last_observed_stamp = None
         self.predictions_published = 0
+        self.depth_skipped = 0             # frames observed without fusing depth (busy)
+        self.frames_received = 0           # colour images (paired with depth if used)
         self.last_prediction_source = None
         self.latency_ms = []
 
-        self.observer = LatestWorker('observe', self._observe, capacity=8,
+        self.observer = LatestWorker('observe', self._observe, capacity=OBSERVE_QUEUE,
                                      on_error=self._worker_failed)
         self.predictor = LatestWorker('predict', self._predict, capacity=1,
                                       on_error=self._worker_failed)
@@ -144,6 +220,23 @@ class WorldModelNode(Node):
         self.get_logger().info(
             f'world model ready: checkpoint {self.model.checkpoint_dir}, device '
             f'{self.model.device}, experts {list(self.model.config.experts)}')
+
+    def _on_set_parameters(self, parameters):
+        """Accept valid changes of the live parameters; refuse anything else with the reason."""
+        for parameter in parameters:
+            if parameter.name not in PARAMETERS:
+                continue
+            if parameter.name not in LIVE_PARAMETERS:
+                return SetParametersResult(
+                    successful=False, reason=f'{parameter.name} is read at start-up: restart '
+                                             'the node to change it')
+            reason = check_parameter(parameter.name, parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in parameters:
+            if parameter.name in LIVE_PARAMETERS:
+                self.params[parameter.name] = parameter.value
+        return SetParametersResult(successful=True)
 
     def _tf_buffer(self):
         """Return a tf2 buffer where tf2_ros is installed (a ROS distribution), else None."""
@@ -205,6 +298,7 @@ class WorldModelNode(Node):
         self.rates['odom'].tick(time.monotonic())
         try:
             stamp, pose = conversions.odometry_to_pose(msg)
+            self._check_stamp(stamp, 'odometry')
             twist = (msg.twist.twist.linear.x, msg.twist.twist.angular.z)
             if not np.all(np.isfinite(twist)):
                 raise ValueError(f'odometry twist is not finite: {twist}')
@@ -214,6 +308,13 @@ class WorldModelNode(Node):
             self._reject('odometry', exc)
             return
         self._release_parked()
+
+    def _check_stamp(self, stamp, what):
+        """Raise ValueError when ``stamp`` lies far ahead of the node's clock (once it runs)."""
+        now = self.get_clock().now().nanoseconds
+        if now > 0 and stamp > now + int(MAX_STAMP_AHEAD_S * 1e9):
+            raise ValueError(f'{what} stamp {stamp} is {(stamp - now) / 1e9:.1f} s ahead of '
+                             f'the clock (more than {MAX_STAMP_AHEAD_S} s)')
 
     def _on_plan(self, msg):
         try:
@@ -239,6 +340,12 @@ class WorldModelNode(Node):
             self._pair_ready(*pair)
 
     def _pair_ready(self, image_msg, depth_msg, stamp):
+        self.frames_received += 1
+        try:
+            self._check_stamp(stamp, 'image')
+        except ValueError as exc:
+            self._reject('stamp', exc)
+            return
         try:
             rgb = conversions.image_to_rgb(image_msg)
             depth = conversions.image_to_depth(depth_msg) if depth_msg is not None else None
@@ -289,16 +396,24 @@ class WorldModelNode(Node):
         self.camera_frame = image_msg.header.frame_id or self.camera_frame
         if self.tf_buffer is not None:
             self._extrinsics_from_tf(self.camera_frame)
-        self.observer.submit(Frame(rgb=rgb, depth=depth, pose=base @ self.base_from_camera,
-                                   K=K, stamp=stamp))
+        frame = Frame(rgb=rgb, depth=depth, pose=base @ self.base_from_camera, K=K, stamp=stamp)
+        self.observer.submit(reduced_frame(frame, self.params['integration_max_width']))
 
     def _observe(self, frame):
+        # A camera faster than the memory: every frame joins the short-term context and may
+        # become a keyframe, but while newer frames wait, depth fusion (the costly part) is
+        # left to the newest, so the queue never overflows and the newest view is fused.
+        if frame.depth is not None and self.observer.pending > 0:
+            frame = replace(frame, depth=None)
+            self.depth_skipped += 1
         try:
             self.model.observe(frame)
         except ValueError as exc:
             self._reject('frame', exc)
 
     def _worker_failed(self, name, exc):
+        if not self.context.ok():
+            return          # shutting down: publishing fails once the context is gone
         self.rejected[f'{name}_error'] = self.rejected.get(f'{name}_error', 0) + 1
         self.get_logger().error(f'{name} failed: {type(exc).__name__}: {exc}',
                                 throttle_duration_sec=LOG_THROTTLE_S)
@@ -404,7 +519,7 @@ class WorldModelNode(Node):
             return response
         try:
             path = self.save_snapshot()
-        except OSError as exc:
+        except (OSError, SnapshotError, ValueError) as exc:
             response.success, response.message = False, f'save failed: {exc}'
             return response
         response.success, response.message = True, f'saved {path}'
@@ -417,7 +532,7 @@ class WorldModelNode(Node):
     def _periodic_snapshot(self):
         try:
             self.save_snapshot()
-        except OSError as exc:
+        except (OSError, SnapshotError, ValueError) as exc:
             self.get_logger().error(f'periodic snapshot failed: {exc}',
                                     throttle_duration_sec=LOG_THROTTLE_S)
 
@@ -427,6 +542,7 @@ class WorldModelNode(Node):
         values = {f'{name} rate (Hz)': f'{meter.rate(now):.2f}'
                   for name, meter in self.rates.items()}
         values.update({
+            'frames received': self.frames_received,
             'frames observed': self.model.frames_observed,
             'memory points': len(self.model.spatial),
             'keyframes': len(self.model.episodic),
@@ -437,6 +553,7 @@ class WorldModelNode(Node):
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
             'dropped observations': self.observer.dropped,
+            'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
         })
         values.update({f'rejected {reason}': count for reason, count in self.rejected.items()})
@@ -465,13 +582,13 @@ class WorldModelNode(Node):
             try:
                 path = self.model.save(self.snapshot_dir)
                 self.get_logger().info(f'memory saved to {path}')
-            except OSError as exc:
+            except (OSError, SnapshotError, ValueError) as exc:
                 self.get_logger().error(f'saving memory at shutdown failed: {exc}')
         self.model.close()
 
 
 def main(args=None):
-    run_nodes([WorldModelNode], args=args)
+    run_nodes([WorldModelNode], args=args, num_threads=1)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,149 @@
+"""
+Overload: a 640x480 RGB-D camera at 60 Hz into the world_model node, whose model is slower.
+
+The node and the camera (test/camera_publisher.py: rendered maze frames, restamped) run as
+processes of their own on the test's DDS domain, with the Fast DDS profile for camera-sized
+messages (config/fastdds_large_data.xml; without it most 640x480 samples are lost in transport
+before the node sees them). A prediction is requested every 0.1 s, far faster than the model
+predicts on this CPU. The node must keep integrating memory (frames observed close to frames
+sent, few or no observations dropped), drop only prediction requests (counted in
+/diagnostics) and keep the age of its predictions bounded.
+"""
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray
+from mowm_ros.nodes import conversions
+import numpy as np
+import pytest
+from ros_harness import wait_for
+from sensor_msgs.msg import Image
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+RATE_HZ = 60.0
+SIZE = '640x480'
+SECONDS = 10.0
+STATUS = 'mowm_ros: world_model'
+REPO = Path(__file__).resolve().parent.parent
+DDS_PROFILE = REPO / 'config' / 'fastdds_large_data.xml'
+
+
+class Listener:
+    """The node's latest diagnostics values and the age of every prediction on arrival."""
+
+    def __init__(self, node):
+        self.values = {}
+        self.ages_s = []
+        self.lock = threading.Lock()
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
+        node.create_subscription(Image, '/world_model/predicted/image', self._prediction, 2)
+        self.clock = node.get_clock()
+
+    def _diagnostics(self, msg):
+        for status in msg.status:
+            if status.name == STATUS:
+                with self.lock:
+                    self.values = {kv.key: kv.value for kv in status.values}
+
+    def _prediction(self, msg):
+        # The first predicted frame is stamped one frame_interval (0.5 s) after the newest
+        # frame the prediction started from.
+        observed = conversions.stamp_to_ns(msg.header.stamp) - 500_000_000
+        with self.lock:
+            self.ages_s.append((self.clock.now().nanoseconds - observed) / 1e9)
+
+    def value(self, key, kind=float):
+        with self.lock:
+            return kind(self.values[key]) if key in self.values else None
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.values)
+
+    def ages(self):
+        with self.lock:
+            return list(self.ages_s)
+
+
+def large_data_env(ros):
+    env = ros.subprocess_env()
+    env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(DDS_PROFILE)
+    return env
+
+
+def stop(process, timeout=15):
+    if process.poll() is None:
+        process.send_signal(subprocess.signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_node_keeps_integrating_at_60_hz_and_drops_only_predictions(ros, tmp_path):
+    node_command = [sys.executable, '-m', 'mowm_ros.nodes.world_model_node', '--ros-args']
+    for parameter in ('prediction_period_s:=0.1', 'memory_period_s:=1.0', 'horizon:=2',
+                      'sampler_steps:=2', 'torch_threads:=1', 'extrinsics_from_tf:=false'):
+        node_command += ['-p', parameter]
+    camera_command = [sys.executable, str(REPO / 'test' / 'camera_publisher.py'),
+                      '--rate', str(RATE_HZ), '--size', SIZE, '--seconds', str(SECONDS)]
+    log_path = tmp_path / 'node.log'
+    listener = Listener(ros.node('listener'))
+    with open(log_path, 'wb') as log:
+        node = subprocess.Popen(node_command, env=large_data_env(ros), stdout=log,
+                                stderr=subprocess.STDOUT)
+    camera = subprocess.Popen(camera_command, env=large_data_env(ros), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        lines, _ = camera.communicate(timeout=SECONDS + 90)
+        summary = json.loads(lines.strip().splitlines()[-1])
+        assert 'sent' in summary, (lines, log_path.read_text()[-3000:])
+        sent = summary['sent']
+        # Diagnostics come at 1 Hz: wait until they count no more frames.
+        previous = [-1]
+
+        def settled():
+            current = listener.value('frames observed')
+            done = current is not None and current == previous[0]
+            previous[0] = current
+            return done
+        assert wait_for(settled, timeout=15, interval=1.5)
+        values = listener.snapshot()
+        received = int(values['frames received'])
+        observed = int(values['frames observed'])
+        dropped_observations = int(values['dropped observations'])
+        dropped_predictions = int(values['dropped prediction requests'])
+        published = int(values['predictions published'])
+        ages = np.array(listener.ages())
+        per_frame_s = float(values['prediction latency (ms per frame)']) / 1000
+        report = (f'camera {summary}; node: received {received}, observed {observed}, '
+                  f'dropped observations '
+                  f'{dropped_observations}, dropped prediction requests {dropped_predictions}, '
+                  f'predictions {published}, latency '
+                  f'{values.get("prediction latency (ms per frame)")} ms/frame, prediction age '
+                  f'median {np.median(ages) if len(ages) else "n/a"} max '
+                  f'{ages.max() if len(ages) else "n/a"} s; diagnostics {values}')
+        print(report)
+        assert node.poll() is None, log_path.read_text()[-3000:]
+        assert summary['rate_hz'] > 0.9 * RATE_HZ, report
+        # DDS and rclpy's executor lose frames on a loaded 2-core machine (55-86% arrive when
+        # it runs alone, 43% beside a soak run; about 10% of the depth images without the
+        # large-data profile); what the node receives it must observe.
+        assert received >= 0.3 * sent, report
+        assert observed >= 0.9 * received, report
+        assert dropped_observations <= 0.02 * received, report
+        assert dropped_predictions > 0 and published >= 2, report
+        # The newest request wins: a prediction starts from a frame at most one prediction
+        # old and takes one more (horizon 2, so 2 * 2 frames), never a backlog. The per-frame
+        # latency is a median and this machine's load varies: the maximum gets twice that.
+        assert np.median(ages) < 2 * 2 * per_frame_s + 1.0, report
+        assert ages.max() < 2 * 2 * 2 * per_frame_s + 2.0, report
+    finally:
+        stop(camera)
+        stop(node)
