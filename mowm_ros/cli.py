@@ -11,6 +11,7 @@ SUBCOMMAND_MODULES = (
     'mowm_ros.tools.train',
     'mowm_ros.tools.bench',
     'mowm_ros.tools.demo',
+    'mowm_ros.tools.eval',
 )
 
 

@@ -64,6 +64,29 @@ register('model', 'time predicted frames per expert set and sampler steps, and f
          'steps', add_model_arguments, 'mowm_ros.model.benchmark')
 
 
+def add_scaling_arguments(parser):
+    parser.add_argument('--checkpoint', default='',
+                        help="checkpoint directory ('' shipped, 'random' untrained weights)")
+    parser.add_argument('--frames', type=int, nargs='+', default=[100, 1000, 10_000],
+                        help='observed-frame counts at which to measure')
+    parser.add_argument('--horizon', type=int, default=4, help='poses imagined per call')
+    parser.add_argument('--steps', type=int, default=4, help='sampler steps')
+    parser.add_argument('--repeats', type=int, default=3, help='timed calls per measurement')
+    parser.add_argument('--size', type=int, default=64, help='observed RGB-D frame size')
+    parser.add_argument('--rate-hz', type=float, default=4.0, help='frame rate of the walk')
+    parser.add_argument('--maze-cells', type=int, default=16,
+                        help='side of the synthetic maze in 3 m cells')
+    parser.add_argument('--max-points', type=int, default=0,
+                        help='spatial memory cap (0: the world model default)')
+    parser.add_argument('--plot', help='PNG plot path (default: --out with .png)')
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+
+
+register('scaling', 'latency and resident memory after 100, 1,000 and 10,000 observed '
+         'frames (flat: history lives in adapters and capped memories)',
+         add_scaling_arguments, 'mowm_ros.evaluation.scaling')
+
+
 def run(args):
     torch = importlib.import_module('torch')
     torch.set_num_threads(min(args.threads, torch.get_num_threads()))

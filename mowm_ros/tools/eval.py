@@ -1,0 +1,91 @@
+"""
+``mowm eval memory-maze``: the paper-style memory benchmark on held-out Memory Maze episodes.
+
+Writes ``results.md`` (the table), ``results.json`` and PNG plots into ``--out``, one JSON
+result per episode under ``--out/per_episode`` (a rerun skips finished episodes) and the
+generated episodes under ``--cache`` (default ``--out/episodes``), made once and reused.
+"""
+
+import logging
+import sys
+
+
+def _config(args):
+    from mowm_ros.evaluation.rows import ROW_KEYS, rows_from_keys
+    from mowm_ros.evaluation.runner import EvalConfig
+
+    index, count = (int(v) for v in args.shard.split('/'))
+    return EvalConfig(
+        out_dir=args.out, cache_dir=args.cache or '', checkpoint=args.checkpoint,
+        device=args.device, episodes=args.episodes, seed_start=args.seed_start,
+        context=args.context, horizon=args.horizon, frame_skip=args.frame_skip,
+        maze_size=args.maze_size, episode_steps=args.episode_steps,
+        sampler_steps=args.steps, seed=args.seed, finetune_sync=args.finetune_sync,
+        strip_frames=args.strip_frames, bf16=not args.no_bf16,
+        rows=rows_from_keys(args.rows or list(ROW_KEYS)), shard=(index, count))
+
+
+def run_memory_maze(args):
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    import torch
+
+    from mowm_ros.evaluation import report
+    from mowm_ros.evaluation.runner import finished_results, run_evaluation
+
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    if not args.report_only:
+        run_evaluation(config, progress=not args.no_progress)
+    results = finished_results(config)
+    if not results:
+        print('no finished episodes to report', file=sys.stderr)
+        return 1
+    summary = report.write_report(config, results)
+    print(report.markdown_table(summary))
+    print(f'\n{len(results)} of {config.episodes} episodes; report in {config.out_dir}')
+    return 0
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser('eval', help='evaluate the world model (memory benchmark)')
+    benchmarks = parser.add_subparsers(dest='evaluation', required=True)
+    maze = benchmarks.add_parser(
+        'memory-maze', help='observe C frames of held-out Memory Maze episodes, predict H '
+        'along the true poses; PSNR/SSIM on revisit and novel frames per expert set')
+    maze.add_argument('--out', default='runs/eval', help='output directory')
+    maze.add_argument('--cache', help='generated episodes (default: OUT/episodes)')
+    maze.add_argument('--checkpoint', default='',
+                      help="checkpoint directory ('' = the shipped one)")
+    maze.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    maze.add_argument('--episodes', type=int, default=32)
+    maze.add_argument('--seed-start', type=int, default=100_000,
+                      help='first held-out seed (training used seeds 0-23)')
+    maze.add_argument('--context', type=int, default=450, help='observed model frames C')
+    maze.add_argument('--horizon', type=int, default=42, help='predicted model frames H')
+    maze.add_argument('--frame-skip', type=int, default=2,
+                      help='env steps between model frames (as in training)')
+    maze.add_argument('--maze-size', type=int, default=9, choices=(9, 11, 13, 15))
+    maze.add_argument('--episode-steps', type=int, default=1000,
+                      help='env steps generated per episode')
+    maze.add_argument('--steps', type=int, default=4, help='sampler (DDIM) steps')
+    maze.add_argument('--seed', type=int, default=0, help='sampler noise seed')
+    maze.add_argument('--finetune-sync', default='keyframe', choices=('keyframe', 'end'),
+                      help='wait for finetuning after every keyframe, or once at the end')
+    maze.add_argument('--rows', nargs='+',
+                      choices=('stm', 'episodic', 'spatial', 'all', 'naive', 'window'),
+                      help='rows to evaluate (default: all six)')
+    maze.add_argument('--strip-frames', type=int, default=6,
+                      help='revisit frames per episode kept for the strip plot')
+    maze.add_argument('--shard', default='0/1',
+                      help='I/N: evaluate every N-th seed from the I-th (parallel processes '
+                      'sharing --out)')
+    maze.add_argument('--threads', type=int, default=2, help='torch threads')
+    maze.add_argument('--no-bf16', action='store_true', help='fp32 instead of bf16 autocast')
+    maze.add_argument('--report-only', action='store_true',
+                      help='only write the report from the episodes finished so far')
+    maze.add_argument('--no-progress', action='store_true')
+    maze.set_defaults(func=run_memory_maze)
