@@ -29,6 +29,14 @@ def extrinsics_matrix(values):
     return geometry.make_pose(geometry.matrix_from_quaternion_xyzw(values[3:]), values[:3])
 
 
+def camera_publishers(node):
+    """Create what a robot driver publishes: colour, depth, camera_info, odom (sensor QoS)."""
+    return (node.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data),
+            node.create_publisher(Image, 'camera/depth/image_raw', qos_profile_sensor_data),
+            node.create_publisher(CameraInfo, 'camera/camera_info', qos_profile_sensor_data),
+            node.create_publisher(Odometry, 'odom', qos_profile_sensor_data))
+
+
 class EpisodePlayer(Node):
 
     def __init__(self, **kwargs):
@@ -53,12 +61,7 @@ class EpisodePlayer(Node):
             extrinsics_matrix(self.get_parameter('camera_extrinsics').value))
         self.base_poses = self.episode.pose @ camera_from_base
 
-        self.rgb_pub = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
-        self.depth_pub = self.create_publisher(
-            Image, 'camera/depth/image_raw', qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(
-            CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
-        self.odom_pub = self.create_publisher(Odometry, 'odom', qos_profile_sensor_data)
+        self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = camera_publishers(self)
 
         self.index = 0
         self.frames_published = 0

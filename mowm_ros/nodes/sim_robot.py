@@ -23,15 +23,14 @@ from mowm_ros import geometry
 from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
 from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.nodes.episode_player import (camera_publishers, DEFAULT_EXTRINSICS,
+                                           extrinsics_matrix)
 from mowm_ros.nodes.runtime import run_nodes
-from nav_msgs.msg import Odometry
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 MODES = ('cmd_vel', 'explore')
 LOG_THROTTLE_S = 5.0
@@ -97,12 +96,7 @@ class SimRobot(Node):
             raise ValueError(f'Memory Maze is not importable ({exc}); install the "sim" extra '
                              '(pip install -e .[sim])') from exc
 
-        self.rgb_pub = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
-        self.depth_pub = self.create_publisher(
-            Image, 'camera/depth/image_raw', qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(
-            CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
-        self.odom_pub = self.create_publisher(Odometry, 'odom', qos_profile_sensor_data)
+        self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = camera_publishers(self)
 
         self.lock = threading.Lock()
         self.command = None               # (linear.x, angular.z, receipt ns) of the newest

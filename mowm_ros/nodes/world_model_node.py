@@ -549,6 +549,7 @@ class WorldModelNode(Node):
             'adapter version': self.model.finetuner.latest().version,
             'finetuning queue': self.model.finetuner.pending_steps,
             'predictions published': self.predictions_published,
+            'prediction poses from': self.last_prediction_source or 'n/a',
             'prediction latency (ms per frame)':
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
