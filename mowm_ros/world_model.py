@@ -66,7 +66,7 @@ class WorldModelConfig:
     device: str = 'auto'                 # auto | cpu | cuda
     sampler_steps: int = 4
     experts: tuple = EXPERTS
-    weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 2.0,
+    weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 1.0,
                                                    'spatial': 2.0})
     composition: str = 'contrastive'     # contrastive | naive
     episodic_sees_recent_context: bool = True

@@ -6,6 +6,7 @@ from mowm_ros.memory import scenes
 from mowm_ros.model.checkpoint import save_checkpoint
 from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
 from mowm_ros.model.diffusion import DiffusionConfig
+from mowm_ros.model.finetune import FinetuneConfig
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import pytest
@@ -65,6 +66,23 @@ def test_observe_then_imagine_gives_frames_along_the_poses(small_checkpoint, roo
         np.testing.assert_array_equal(again.images, model.imagine(future, seed=0).images)
     finally:
         model.close()
+
+
+def test_a_fractional_step_rate_trains_once_per_whole_step_owed(small_checkpoint, room):
+    model = make_model(small_checkpoint, finetune=FinetuneConfig(steps_per_keyframe=0.5,
+                                                                 batch_size=2))
+    try:
+        admitted = 0
+        for frame in frames_in(room, 7):
+            admitted += model.observe(frame)
+            assert model.finetuner.wait_idle(timeout=120)
+        assert admitted >= 3
+        assert model.finetuner.steps_done == admitted // 2
+        assert model.finetuner.pending_steps == 0
+    finally:
+        model.close()
+    with pytest.raises(ValueError, match='steps_per_keyframe'):
+        FinetuneConfig(steps_per_keyframe=float('nan'))
 
 
 def test_bad_frames_are_rejected_and_memory_is_unchanged(small_checkpoint, room):

@@ -30,7 +30,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 FINETUNE_SYNC = ('keyframe', 'end')
 
 
@@ -96,7 +96,15 @@ class EvalConfig:
                 'frame_skip': self.frame_skip, 'maze_size': self.maze_size,
                 'episode_steps': self.episode_steps, 'sampler_steps': self.sampler_steps,
                 'seed': self.seed, 'finetune_sync': self.finetune_sync, 'bf16': self.bf16,
-                'rows': [asdict(row) for row in self.rows]}
+                'rows': [asdict(row) for row in self.rows], 'world_model': world_model_settings()}
+
+
+def world_model_settings():
+    """Return the expert weights and finetuning settings every row is predicted with."""
+    from mowm_ros.world_model import WorldModelConfig
+
+    defaults = WorldModelConfig()
+    return {'weights': defaults.weights, 'finetune': defaults.finetune.to_dict()}
 
 
 def result_path(config, seed):

@@ -76,7 +76,7 @@ def expert_set(names, weights, recent_context_for_episodic=True):
     """Build experts by name ('short_term', 'episodic', 'spatial') with their weights."""
     factories = {
         'short_term': lambda: library.short_term_expert(weights.get('short_term', 1.0)),
-        'episodic': lambda: library.episodic_expert(weights.get('episodic', 2.0),
+        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0),
                                                     recent_context_for_episodic),
         'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0)),
     }

@@ -63,7 +63,7 @@ def short_term_expert(weight=1.0):
                   description='recent frames vs context dropped')
 
 
-def episodic_expert(weight=2.0, recent_context=True):
+def episodic_expert(weight=1.0, recent_context=True):
     """Network + LoRA finetuned on the episodic buffer; its twin is the frozen network."""
     return Expert('episodic', Query(context=recent_context, adapter=True),
                   Query(context=recent_context, adapter=False), weight,

@@ -27,16 +27,16 @@ class FinetuneConfig:
     rank: int = 16
     alpha: float = 16.0
     learning_rate: float = 5e-4
-    steps_per_keyframe: int = 2
+    steps_per_keyframe: float = 1.0  # gradient steps owed per admitted keyframe (may be < 1)
     batch_size: int = 8
-    newest_per_batch: int = 2     # the newest keyframes in every batch; the rest are replayed
+    newest_per_batch: int = 1     # the newest keyframes in every batch; the rest are replayed
     context_dropout: float = 0.5  # share of samples trained with the recent context dropped
     max_pending_steps: int = 64   # cap on the backlog when keyframes arrive faster than steps
     bf16: bool = True
     seed: int = 0
 
     def __post_init__(self):
-        if self.rank < 1 or self.batch_size < 1 or self.steps_per_keyframe < 0:
+        if self.rank < 1 or self.batch_size < 1 or not self.steps_per_keyframe >= 0:
             raise ValueError('rank and batch_size must be >= 1, steps_per_keyframe >= 0')
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ValueError(f'context_dropout must be in [0, 1], got {self.context_dropout}')
@@ -105,7 +105,7 @@ class EpisodicFinetuner:
         self._lock = threading.Condition()
         self._train_lock = threading.Lock()  # held while the adapters are being changed
         self._keyframes = None
-        self._pending_steps = 0
+        self._pending_steps = 0.0
         self._generation = 0  # bumped by reset/load: work picked up before is dropped
         self._stop = False
         self._thread = None
@@ -118,8 +118,9 @@ class EpisodicFinetuner:
 
     @property
     def pending_steps(self):
+        """Whole gradient steps owed to the keyframes submitted so far."""
         with self._lock:
-            return self._pending_steps
+            return int(self._pending_steps)
 
     # --- feeding keyframes --------------------------------------------------------------
     def submit(self, keyframes, new_keyframes=1):
@@ -147,14 +148,14 @@ class EpisodicFinetuner:
             self._thread = None
 
     def wait_idle(self, timeout=None):
-        """Block until every submitted step has run (for tests and offline evaluation)."""
+        """Block until every whole step owed has run (for tests and offline evaluation)."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._pending_steps == 0, timeout)
+            return self._lock.wait_for(lambda: self._pending_steps < 1, timeout)
 
     def _run(self):
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._stop or self._pending_steps > 0)
+                self._lock.wait_for(lambda: self._stop or self._pending_steps >= 1)
                 if self._stop:
                     return
                 keyframes, generation = self._keyframes, self._generation
@@ -166,7 +167,7 @@ class EpisodicFinetuner:
             except Exception:  # noqa: B902 - a failed step must not kill the worker
                 log.exception('episodic finetuning step failed; adapters left unchanged')
             with self._lock:
-                self._pending_steps = max(0, self._pending_steps - 1)
+                self._pending_steps = max(0.0, self._pending_steps - 1)
                 self._lock.notify_all()
 
     # --- the work -----------------------------------------------------------------------
@@ -208,7 +209,7 @@ class EpisodicFinetuner:
     def reset(self):
         """Forget everything learnt: initial adapters, fresh optimizer, nothing pending."""
         with self._lock:
-            self._pending_steps = 0
+            self._pending_steps = 0.0
             self._keyframes = None
             self._generation += 1
             self._lock.notify_all()
