@@ -18,7 +18,8 @@ from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
 from mowm_ros.memory.store import MemoryStore
 from mowm_ros.model import checkpoint
-from mowm_ros.model.composition import Composition, expert_set, sample_composed
+from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
+                                        sample_composed)
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.experts import Conditioning, DENOISER, DenoiserEvaluator
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
@@ -261,6 +262,51 @@ class WorldModel:
                 frame_poses = [np.concatenate([frame_poses[b], poses[b, step][None]])
                                for b in range(batch)]
         return Imagination(np.stack(predictions, axis=1), poses, version, K)
+
+    @torch.no_grad()
+    def recall(self, poses, experts=None, steps=None, seed=None):
+        """
+        Predict the view at each camera pose (N, 4, 4) from the memories alone: (N, S, S, 3).
+
+        Far from the robot the recent frames only mislead, so the memory experts among
+        ``experts`` are composed over a base without them (``recall_composition``). Every pose
+        starts from the same noise, so views of different poses are comparable.
+        """
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
+        if not np.all(np.isfinite(poses)):
+            raise ValueError('poses contain NaN or infinite values')
+        composition = recall_composition(experts or self.config.experts, self.config.weights)
+        context = self.recent_context()
+        if not context:
+            raise RuntimeError('recall() needs at least one observed frame')
+        images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
+        uses_render = any(q.render for q in composition.queries())
+        with self._sample_lock:
+            self._sync_adapters()
+            generator = torch.Generator(device=self.device).manual_seed(
+                self.config.seed if seed is None else seed)
+            cond = self._conditioning([images] * len(poses), [frame_poses] * len(poses), poses,
+                                      self.model_K, uses_render)
+            frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
+                                     steps or self.config.sampler_steps, generator,
+                                     shared_noise=True)
+        return tensor_to_images(frames)
+
+    def recent_context(self):
+        """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
+        with self._context_lock:
+            return list(self._context)
+
+    def restore_recent_context(self, items):
+        """Replace the short-term context with ``items`` from ``recent_context()``."""
+        with self._context_lock:
+            self._context.clear()
+            self._context.extend(items)
+
+    def newest_camera_pose(self):
+        """Return the camera pose of the newest context frame, or None before any frame."""
+        with self._context_lock:
+            return np.array(self._context[-1][1]) if self._context else None
 
     def _conditioning(self, images, frame_poses, target_poses, K, uses_render):
         """Build the last K frames of each path (the first repeated if fewer) and motions."""

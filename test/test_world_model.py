@@ -85,6 +85,31 @@ def test_a_fractional_step_rate_trains_once_per_whole_step_owed(small_checkpoint
         FinetuneConfig(steps_per_keyframe=float('nan'))
 
 
+def test_recall_predicts_from_memory_alike_in_every_batch_slot(small_checkpoint, room):
+    model = make_model(small_checkpoint, finetune_on_observe=False)
+    try:
+        with pytest.raises(RuntimeError, match='observed frame'):
+            model.recall(np.eye(4)[None])
+        frames = frames_in(room, 4)
+        for frame in frames:
+            model.observe(frame)
+        np.testing.assert_array_equal(model.newest_camera_pose(), frames[-1].pose)
+        poses = np.stack([frames[0].pose, frames[2].pose, frames[0].pose])
+        views = model.recall(poses)
+        assert views.shape == (3, SIZE, SIZE, 3) and views.dtype == np.uint8
+        np.testing.assert_array_equal(views[0], views[2])        # same pose, same noise
+        np.testing.assert_array_equal(model.recall(poses[1:2])[0], views[1])
+        with pytest.raises(ValueError, match='memory expert'):
+            model.recall(poses, experts=('short_term',))
+        context = model.recent_context()
+        model.reset()
+        assert model.newest_camera_pose() is None
+        model.restore_recent_context(context)
+        np.testing.assert_array_equal(model.newest_camera_pose(), frames[-1].pose)
+    finally:
+        model.close()
+
+
 def test_bad_frames_are_rejected_and_memory_is_unchanged(small_checkpoint, room):
     model = make_model(small_checkpoint, finetune_on_observe=False)
     good = frames_in(room, 3)

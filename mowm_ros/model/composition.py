@@ -86,10 +86,35 @@ def expert_set(names, weights, recent_context_for_episodic=True):
     return [factories[name]() for name in names]
 
 
-def sample_composed(composition, evaluators, diffusion, cond, steps=None, generator=None):
-    """Draw one frame per conditioning row with DDIM on the composed prediction."""
+def recall_composition(names, weights):
+    """
+    Compose the memory experts among ``names`` over a base that sees no recent frames.
+
+    It predicts the view at a pose from the memories alone: for a place metres away from the
+    robot the recent frames say nothing (the network was trained with context dropout).
+    """
+    memory = [name for name in names if name in ('episodic', 'spatial')]
+    if not memory:
+        raise ValueError(f'recalling needs a memory expert (episodic, spatial), got {names}')
+    factories = {
+        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0), False),
+        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0), False),
+    }
+    return Composition([factories[name]() for name in memory], 'contrastive',
+                       base=Query(context=False))
+
+
+def sample_composed(composition, evaluators, diffusion, cond, steps=None, generator=None,
+                    shared_noise=False):
+    """
+    Draw one frame per conditioning row with DDIM on the composed prediction.
+
+    With ``shared_noise`` every row starts from the same noise, so rows differ only by their
+    conditioning (candidates compared with each other then do not differ by luck).
+    """
     size = cond.context.shape[-1]
-    noise = torch.randn((cond.batch_size, 3, size, size), generator=generator,
-                        device=cond.context.device)
+    rows = 1 if shared_noise else cond.batch_size
+    noise = torch.randn((rows, 3, size, size), generator=generator, device=cond.context.device)
+    noise = noise.expand(cond.batch_size, -1, -1, -1).contiguous()
     return diffusion.sample(
         lambda x_t, logsnr: composition.predict(evaluators, x_t, logsnr, cond), noise, steps)

@@ -70,10 +70,11 @@ def episodic_expert(weight=1.0, recent_context=True):
                   description='finetuned adapters vs frozen network')
 
 
-def spatial_expert(weight=2.0):
+def spatial_expert(weight=2.0, recent_context=True):
     """Render the spatial memory at the target pose; its twin sees the render blanked."""
-    return Expert('spatial', Query(context=True, render=True), Query(context=True, render=False),
-                  weight, description='memory render vs render blanked')
+    return Expert('spatial', Query(context=recent_context, render=True),
+                  Query(context=recent_context, render=False), weight,
+                  description='memory render vs render blanked')
 
 
 class DenoiserEvaluator:
