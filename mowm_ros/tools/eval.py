@@ -1,9 +1,15 @@
 """
-``mowm eval memory-maze``: the paper-style memory benchmark on held-out Memory Maze episodes.
+``mowm eval memory-maze`` and ``mowm eval navigation``: the memory and navigation benchmarks.
 
-Writes ``results.md`` (the table), ``results.json`` and PNG plots into ``--out``, one JSON
-result per episode under ``--out/per_episode`` (a rerun skips finished episodes) and the
-generated episodes under ``--cache`` (default ``--out/episodes``), made once and reused.
+``memory-maze`` is the paper-style memory benchmark on held-out Memory Maze episodes. It writes
+``results.md`` (the table), ``results.json`` and PNG plots into ``--out``, one JSON result per
+episode under ``--out/per_episode`` (a rerun skips finished episodes) and the generated
+episodes under ``--cache`` (default ``--out/episodes``), made once and reused.
+
+``navigation`` drives a Memory Maze robot to goal images of places it explored, with the world
+model's navigator (all experts, no memory) and a non-learned explorer; it writes
+``results.md``, ``results.json`` and ``navigation.png``, one JSON per (maze, goal) under
+``--out/per_episode``.
 """
 
 import logging
@@ -50,8 +56,89 @@ def run_memory_maze(args):
     return 0
 
 
+def _navigation_config(args):
+    from mowm_ros.evaluation.navigation import NavEvalConfig
+
+    index, count = (int(v) for v in args.shard.split('/'))
+    settings = {'out_dir': args.out, 'checkpoint': args.checkpoint, 'device': args.device,
+                'mazes': args.mazes, 'goals_per_maze': args.goals_per_maze,
+                'seed_start': args.seed_start, 'explore_steps': args.explore_steps,
+                'step_budget': args.step_budget, 'goal_radius': args.goal_radius,
+                'sampler_steps': args.steps, 'shard': (index, count)}
+    if args.quick:
+        settings.update(quick_settings())
+    return NavEvalConfig(**settings)
+
+
+def quick_settings():
+    """Return the settings of a smoke run: one small maze, a short drive, few candidates."""
+    from mowm_ros.planning.navigator import NavigatorConfig
+
+    return {'mazes': 1, 'goals_per_maze': 1, 'explore_steps': 40, 'step_budget': 6,
+            'min_goal_distance': 2.0, 'goal_min_depth': 0.0, 'sampler_steps': 1,
+            'finetune_steps_per_keyframe': 0,
+            'navigator': NavigatorConfig(candidate_spacing=2.0, candidate_yaws=4,
+                                         max_candidates=16, refine_top=1, refine_samples=2,
+                                         approach_distance=0.0, batch_size=16)}
+
+
+def run_navigation(args):
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    import torch
+
+    from mowm_ros.evaluation import nav_report
+    from mowm_ros.evaluation.navigation import finished_results, run_navigation as run
+
+    try:
+        config = _navigation_config(args)
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    if not args.report_only:
+        run(config, progress=not args.no_progress)
+    results = finished_results(config)
+    if not results:
+        print('no finished episodes to report', file=sys.stderr)
+        return 1
+    summary = nav_report.write_report(config, results)
+    print(nav_report.markdown_table(summary))
+    print(f'\n{len(results)} of {config.mazes * config.goals_per_maze} episodes; report in '
+          f'{config.out_dir}')
+    return 0
+
+
+def add_navigation_parser(benchmarks):
+    nav = benchmarks.add_parser(
+        'navigation', help='explore held-out Memory Mazes, then drive to goal images of '
+        'places seen: world model (all experts, no memory) against a non-learned explorer')
+    nav.add_argument('--out', default='runs/nav_eval', help='output directory')
+    nav.add_argument('--checkpoint', default='',
+                     help="checkpoint directory ('' = the shipped one)")
+    nav.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    nav.add_argument('--mazes', type=int, default=6)
+    nav.add_argument('--goals-per-maze', type=int, default=2)
+    nav.add_argument('--seed-start', type=int, default=200_000,
+                     help='first maze seed (training used 0-23, the memory benchmark 100000+)')
+    nav.add_argument('--explore-steps', type=int, default=300,
+                     help='env steps of exploration before the goals (0.25 s each)')
+    nav.add_argument('--step-budget', type=int, default=120, help='env steps to reach a goal')
+    nav.add_argument('--goal-radius', type=float, default=1.0, help='success radius, m')
+    nav.add_argument('--steps', type=int, default=2, help='sampler (DDIM) steps per view')
+    nav.add_argument('--quick', action='store_true',
+                     help='a smoke run: one maze, one goal, tiny budgets')
+    nav.add_argument('--shard', default='0/1',
+                     help='I/N: run every N-th maze from the I-th (processes sharing --out)')
+    nav.add_argument('--threads', type=int, default=1, help='torch threads')
+    nav.add_argument('--report-only', action='store_true',
+                     help='only write the report from the episodes finished so far')
+    nav.add_argument('--no-progress', action='store_true')
+    nav.set_defaults(func=run_navigation)
+
+
 def add_parser(subparsers):
-    parser = subparsers.add_parser('eval', help='evaluate the world model (memory benchmark)')
+    parser = subparsers.add_parser(
+        'eval', help='evaluate the world model (memory and navigation benchmarks)')
     benchmarks = parser.add_subparsers(dest='evaluation', required=True)
     maze = benchmarks.add_parser(
         'memory-maze', help='observe C frames of held-out Memory Maze episodes, predict H '
@@ -89,3 +176,4 @@ def add_parser(subparsers):
                       help='only write the report from the episodes finished so far')
     maze.add_argument('--no-progress', action='store_true')
     maze.set_defaults(func=run_memory_maze)
+    add_navigation_parser(benchmarks)
