@@ -102,6 +102,7 @@ setup(
             'mowm_bringup = mowm_ros.nodes.bringup:main',
             'sim_robot = mowm_ros.nodes.sim_robot:main',
             'mowm_nav2_bridge = mowm_ros.nodes.nav2_bridge:main',
+            'mowm_path_follower = mowm_ros.nodes.path_follower:main',
         ],
     },
 )

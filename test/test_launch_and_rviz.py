@@ -4,6 +4,7 @@ import importlib.metadata
 from pathlib import Path
 
 from launch_stubs import entities_of_type, load_launch_description
+from mowm_ros.nodes.path_follower import PathFollowerNode
 from mowm_ros.nodes.sim_robot import SimRobot
 from mowm_ros.nodes.world_model_node import WorldModelNode
 import pytest
@@ -33,27 +34,35 @@ def test_world_model_launch_declares_its_arguments_and_nodes(monkeypatch):
         REPO_ROOT / 'launch' / 'world_model.launch.py', monkeypatch, str(REPO_ROOT))
     arguments = {a.args[0]: a.kwargs.get('default_value')
                  for a in entities_of_type(description, 'DeclareLaunchArgument')}
-    assert {'params_file', 'sim_params_file', 'use_sim', 'rviz', 'namespace'} <= set(arguments)
-    for name in ('params_file', 'sim_params_file'):
+    assert {'params_file', 'sim_params_file', 'follower_params_file', 'use_sim', 'follow_path',
+            'rviz', 'namespace'} <= set(arguments)
+    for name in ('params_file', 'sim_params_file', 'follower_params_file'):
         assert Path(arguments[name]).is_file(), arguments[name]
     (group,) = entities_of_type(description, 'GroupAction')
     actions = group.args[0]
     assert type(actions[0]).__name__ == 'PushRosNamespace'
     nodes = {n.kwargs['executable']: n for n in actions if type(n).__name__ == 'Node'}
-    assert set(nodes) == {'sim_robot', 'world_model', 'rviz2'}
-    assert {'sim_robot', 'world_model'} <= console_scripts()
+    assert set(nodes) == {'sim_robot', 'world_model', 'mowm_path_follower', 'rviz2'}
+    assert {'sim_robot', 'world_model', 'mowm_path_follower'} <= console_scripts()
     rviz_arguments = nodes['rviz2'].kwargs['arguments']
     assert Path(rviz_arguments[rviz_arguments.index('-d') + 1]).is_file()
-    for name, argument in (('sim_robot', 'use_sim'), ('rviz2', 'rviz')):
+    for name, argument in (('sim_robot', 'use_sim'), ('rviz2', 'rviz'),
+                           ('mowm_path_follower', 'follow_path')):
         condition = nodes[name].kwargs['condition']
         assert condition.args[0].name == argument
     assert nodes['world_model'].kwargs['parameters'][0].name == 'params_file'
+    # The follower runs in simulation by default and follows the world model's best path.
+    assert arguments['follow_path'].name == 'use_sim'
+    follower = nodes['mowm_path_follower'].kwargs
+    assert follower['parameters'][0].name == 'follower_params_file'
+    assert ('path', 'world_model/best_path') in follower['remappings']
 
 
 def test_parameter_files_name_only_declared_parameters(ros):
     for path, node_name, factory in (
             (REPO_ROOT / 'config' / 'world_model.yaml', 'world_model', WorldModelNode),
-            (REPO_ROOT / 'config' / 'sim_robot.yaml', 'sim_robot', SimRobot)):
+            (REPO_ROOT / 'config' / 'sim_robot.yaml', 'sim_robot', SimRobot),
+            (REPO_ROOT / 'config' / 'path_follower.yaml', 'path_follower', PathFollowerNode)):
         values = yaml.safe_load(path.read_text())[node_name]['ros__parameters']
         node = ros.add(factory(context=ros.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()]))

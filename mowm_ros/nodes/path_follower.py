@@ -1,0 +1,180 @@
+"""
+``mowm_path_follower``: drive along a nav_msgs/Path with pure pursuit, publishing ``cmd_vel``.
+
+Subscribes ``path`` (nav_msgs/Path; remap it to ``/world_model/best_path``) and ``odom``
+(nav_msgs/Odometry, in the path's frame) and publishes geometry_msgs/Twist on ``cmd_vel`` at
+``rate_hz`` from ``mowm_ros.planning.follower.PathFollower``. It stops (a zero Twist, sent for a
+few periods, then silence so that other drivers can take over) when it has no path, an empty
+path (the world model's "goal cleared"), a path older than ``path_timeout_s``, a path it cannot
+use (fewer than two distinct points, NaN, another frame than the odometry's), no odometry
+within ``odom_timeout_s``, non-finite odometry, or when it reached the path's end.
+"""
+
+import math
+import time
+
+from geometry_msgs.msg import Twist
+from mowm_ros.nodes import conversions
+from mowm_ros.nodes.runtime import run_nodes
+from mowm_ros.planning.follower import path_positions, PathFollower, PathFollowerConfig
+from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+
+LOG_THROTTLE_S = 5.0
+STOP_PERIODS = 3          # zero commands sent after stopping, in case one is lost
+
+PATH_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+_FOLLOWER_DEFAULTS = PathFollowerConfig()
+PARAMETERS = {
+    'rate_hz': 10.0, 'path_timeout_s': 30.0, 'odom_timeout_s': 1.0,
+    'lookahead_m': _FOLLOWER_DEFAULTS.lookahead_m, 'max_speed': _FOLLOWER_DEFAULTS.max_speed,
+    'max_turn_rate': _FOLLOWER_DEFAULTS.max_turn_rate,
+    'goal_tolerance_m': _FOLLOWER_DEFAULTS.goal_tolerance_m,
+    'heading_gain': _FOLLOWER_DEFAULTS.heading_gain,
+    'turn_in_place_angle': _FOLLOWER_DEFAULTS.turn_in_place_angle,
+    'search_window_m': _FOLLOWER_DEFAULTS.search_window_m,
+}
+_CONFIG_FIELDS = ('lookahead_m', 'max_speed', 'max_turn_rate', 'goal_tolerance_m',
+                  'heading_gain', 'turn_in_place_angle', 'search_window_m')
+
+
+def check_parameters(params):
+    """Return the PathFollowerConfig of ``params``; raise ValueError naming a bad parameter."""
+    for name, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f'parameter "{name}" must be a finite number, got {value!r}')
+    if params['rate_hz'] <= 0 or params['odom_timeout_s'] <= 0:
+        name = 'rate_hz' if params['rate_hz'] <= 0 else 'odom_timeout_s'
+        raise ValueError(f'parameter "{name}" must be > 0, got {params[name]}')
+    if params['path_timeout_s'] < 0:
+        raise ValueError('parameter "path_timeout_s" must be >= 0 (0: paths never go stale), '
+                         f'got {params["path_timeout_s"]}')
+    try:
+        return PathFollowerConfig(**{name: float(params[name]) for name in _CONFIG_FIELDS})
+    except ValueError as exc:
+        raise ValueError(f'parameter {exc}') from exc
+
+
+class PathFollowerNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('path_follower', **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True))
+        params = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.follower = PathFollower(check_parameters(params))
+        self.path_timeout_s = float(params['path_timeout_s'])
+        self.odom_timeout_s = float(params['odom_timeout_s'])
+
+        self.path = None          # (positions (N, 2), frame id, monotonic arrival)
+        self.odometry = None      # (base pose 4x4, frame id, monotonic arrival)
+        self.state = 'no path'
+        self.stop_periods_left = 0
+        self.commands_published = 0
+        self.paths_received = 0
+        self.paths_completed = 0
+        self.rejected = {}
+
+        self.create_subscription(Path, 'path', self._on_path, PATH_QOS)
+        self.create_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
+        self.cmd_vel_pub = self.create_publisher(Twist, 'cmd_vel', CMD_VEL_QOS)
+        self.create_timer(1.0 / float(params['rate_hz']), self._tick)
+        self.get_logger().info(
+            f'path follower ready: {float(params["rate_hz"]):g} Hz, lookahead '
+            f'{self.follower.config.lookahead_m:g} m, max speed '
+            f'{self.follower.config.max_speed:g} m/s')
+
+    def _reject(self, reason, detail):
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.get_logger().warning(f'dropped {reason}: {detail}',
+                                  throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _on_path(self, msg):
+        self.paths_received += 1
+        if not msg.poses:
+            self.path = None              # the goal was cleared: stop
+            self.follower.reset()
+            return
+        try:
+            positions = path_positions(conversions.path_to_poses(msg))
+        except ValueError as exc:
+            self.path = None
+            self._reject('path', exc)
+            return
+        self.path = (positions, msg.header.frame_id, time.monotonic())
+
+    def _on_odometry(self, msg):
+        try:
+            _, pose = conversions.odometry_to_pose(msg)
+        except ValueError as exc:
+            self.odometry = None          # never drive on the last good pose
+            self._reject('odometry', exc)
+            return
+        self.odometry = (pose, msg.header.frame_id, time.monotonic())
+
+    def _why_stopped(self, now):
+        """Return why the robot must not move now, or None when it may follow the path."""
+        if self.path is None:
+            return 'no path'
+        positions, path_frame, arrived = self.path
+        if self.path_timeout_s and now - arrived > self.path_timeout_s:
+            return f'path older than {self.path_timeout_s:g} s'
+        if self.odometry is None:
+            return 'no odometry'
+        _, odom_frame, received = self.odometry
+        if now - received > self.odom_timeout_s:
+            return f'no odometry for {self.odom_timeout_s:g} s'
+        if path_frame and odom_frame and path_frame != odom_frame:
+            return f'path frame {path_frame!r} is not the odometry frame {odom_frame!r}'
+        return None
+
+    def _tick(self):
+        now = time.monotonic()
+        reason = self._why_stopped(now)
+        if reason is None:
+            try:
+                linear, angular, done = self.follower.command(self.odometry[0], self.path[0])
+            except ValueError as exc:
+                self._reject('path', exc)
+                self.path = None
+                reason = 'path unusable'
+            else:
+                if done:
+                    self.paths_completed += 1
+                    self.path = None
+                    self.follower.reset()
+                    reason = 'reached the end of the path'
+                else:
+                    self._set_state('following')
+                    self._publish(linear, angular)
+                    return
+        if self.state == 'following':
+            self.stop_periods_left = STOP_PERIODS
+        self._set_state(reason)
+        if self.stop_periods_left > 0:
+            self.stop_periods_left -= 1
+            self._publish(0.0, 0.0)
+
+    def _set_state(self, state):
+        if state != self.state and state != 'following' and self.state == 'following':
+            self.get_logger().info(f'stopped: {state}')
+        self.state = state
+
+    def _publish(self, linear, angular):
+        msg = Twist()
+        msg.linear.x, msg.angular.z = float(linear), float(angular)
+        self.cmd_vel_pub.publish(msg)
+        self.commands_published += 1
+
+
+def main(args=None):
+    run_nodes([PathFollowerNode], args=args, num_threads=1)
+
+
+if __name__ == '__main__':
+    main()
