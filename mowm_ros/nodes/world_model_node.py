@@ -5,11 +5,19 @@ A thin layer over ``mowm_ros.world_model.WorldModel`` (see the interface table i
 Callbacks only decode, check and queue; observing and predicting run on worker threads, the
 newest prediction request wins. Bad input is logged (rate-limited), counted in
 ``/diagnostics`` and dropped; what the memories hold is never touched by it.
+
+Image-goal navigation: an image on ``~/goal_image`` becomes the active goal (a newer one
+supersedes it). A worker thread plans towards it with ``ImageGoalNavigator`` while the memory
+keeps integrating, and again every ``goal_replan_period_s``; each plan is published as
+``~/best_path`` (nav_msgs/Path, odometry frame) with the view imagined at its end on
+``~/goal/imagined_view``. The goal is cleared, and an empty ``~/best_path`` published (a path
+follower stops on it), when the robot arrives or on ``~/cancel_goal``.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import math
 import os
+import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -17,11 +25,14 @@ from geometry_msgs.msg import Point
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
+from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
+from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig,
+                                         world_model_imagine, world_model_keyframes)
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
 from mowm_ros.world_model import Frame, spatial_config_for, WorldModel, WorldModelConfig
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -38,7 +49,7 @@ PARAMETERS = {
     'checkpoint': '', 'device': 'auto', 'sampler_steps': 4, 'horizon': 4,
     'frame_interval_s': 0.5, 'prediction_period_s': 1.0,
     'experts': ['short_term', 'episodic', 'spatial'], 'composition': 'contrastive',
-    'weight_short_term': 1.0, 'weight_episodic': 2.0, 'weight_spatial': 2.0,
+    'weight_short_term': 1.0, 'weight_episodic': 1.0, 'weight_spatial': 2.0,
     'finetune': True, 'max_points': 1_000_000, 'voxel_size': 0.0, 'keyframe_capacity': 1000,
     'keyframe_min_translation': 0.3, 'keyframe_min_rotation': 0.35, 'snapshot_dir': '',
     'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
@@ -46,6 +57,10 @@ PARAMETERS = {
     'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
     'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
     'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
+    'goal_experts': ['short_term', 'spatial'], 'goal_sampler_steps': 2,
+    'goal_time_budget_s': 10.0, 'goal_replan_period_s': 2.0, 'goal_max_candidates': 256,
+    'goal_candidate_yaws': 8, 'goal_approach_distance_m': 2.0, 'goal_arrive_distance_m': 0.5,
+    'goal_robot_radius_m': 0.3,
 }
 
 RELIABLE_2 = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -58,6 +73,7 @@ OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 
 # Input stamped further ahead of the node's clock is rejected: one far-future odometry stamp
 # would otherwise make every later (correct) message look as if it went back in time.
 MAX_STAMP_AHEAD_S = 10.0
+GOAL_CHECK_PERIOD_S = 0.25   # arrival checks and (re)planning requests of the active goal
 
 
 # Parameters the node reads while it runs; a change of any other one needs a restart.
@@ -68,9 +84,11 @@ _AT_LEAST = {'sampler_steps': 1, 'horizon': 1, 'max_points': 1, 'keyframe_capaci
              'cloud_max_points': 0, 'integration_max_width': 0, 'torch_threads': 0,
              'voxel_size': 0.0, 'keyframe_min_translation': 0.0, 'keyframe_min_rotation': 0.0,
              'snapshot_period_s': 0.0, 'pair_slop_s': 0.0, 'plan_timeout_s': 0.0,
-             'plan_spacing_m': 0.0}
+             'plan_spacing_m': 0.0, 'goal_sampler_steps': 1, 'goal_time_budget_s': 0.0,
+             'goal_replan_period_s': 0.0, 'goal_max_candidates': 1, 'goal_candidate_yaws': 1,
+             'goal_approach_distance_m': 0.0, 'goal_robot_radius_m': 0.0}
 _POSITIVE = ('frame_interval_s', 'prediction_period_s', 'memory_period_s', 'max_odom_gap_s',
-             'costmap_resolution')
+             'costmap_resolution', 'goal_arrive_distance_m')
 _EXPERTS = ('short_term', 'episodic', 'spatial')
 
 
@@ -82,8 +100,8 @@ def check_parameter(name, value):
         return f'{name} must be >= {_AT_LEAST[name]}, got {value}'
     if name in _POSITIVE and not value > 0:
         return f'{name} must be > 0, got {value}'
-    if name == 'experts' and (not value or not set(value) <= set(_EXPERTS)):
-        return f'experts must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
+    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(_EXPERTS)):
+        return f'{name} must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
     if name == 'composition' and value not in ('contrastive', 'naive'):
         return f"composition must be 'contrastive' or 'naive', got {value!r}"
     if name == 'device' and value not in ('auto', 'cpu') and not value.startswith('cuda'):
@@ -116,6 +134,30 @@ def model_config_from(params):
         weights={'short_term': params['weight_short_term'],
                  'episodic': params['weight_episodic'], 'spatial': params['weight_spatial']},
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
+
+
+def navigator_config_from(params):
+    """Build the NavigatorConfig of image-goal planning from node parameters."""
+    return NavigatorConfig(
+        grid_resolution=float(params['costmap_resolution']),
+        robot_radius=float(params['goal_robot_radius_m']),
+        candidate_yaws=int(params['goal_candidate_yaws']),
+        max_candidates=int(params['goal_max_candidates']),
+        approach_distance=float(params['goal_approach_distance_m']),
+        arrive_distance=float(params['goal_arrive_distance_m']),
+        time_budget_s=float(params['goal_time_budget_s']))
+
+
+@dataclass
+class ActiveGoal:
+    """The goal being planned for: its image at model size and the latest plan towards it."""
+
+    number: int
+    image: np.ndarray                  # uint8 (S, S, 3), S the model's image size
+    received: float                    # monotonic seconds
+    plan: object = None                # the latest NavigationPlan
+    requested: float = None            # monotonic time of the latest planning request
+    plans: int = 0
 
 
 def reduced_frame(frame, max_width):
@@ -183,11 +225,22 @@ class WorldModelNode(Node):
         self.frames_received = 0           # colour images (paired with depth if used)
         self.last_prediction_source = None
         self.latency_ms = []
+        self.goal_lock = threading.Lock()
+        self.goal = None                   # the ActiveGoal, or None
+        self.goals_received = 0
+        self.goal_outcome = 'none'         # how the last goal ended: reached | cancelled
+        self.last_goal_plan = None         # the newest NavigationPlan, kept for diagnostics
+        self._navigator_goal = None        # goal number the navigator last planned for
+        self.navigator = ImageGoalNavigator(
+            self._imagine_for_goal, self._occupancy_for_goal, navigator_config_from(p),
+            keyframes=lambda: world_model_keyframes(self.model, self.base_from_camera)())
 
         self.observer = LatestWorker('observe', self._observe, capacity=OBSERVE_QUEUE,
                                      on_error=self._worker_failed)
         self.predictor = LatestWorker('predict', self._predict, capacity=1,
                                       on_error=self._worker_failed)
+        self.goal_planner = LatestWorker('plan_goal', self._plan_goal, capacity=1,
+                                         on_error=self._worker_failed)
 
         if not (p['use_depth'] and self._subscribe_with_message_filters()):
             self.create_subscription(Image, 'camera/image_raw', self._on_image,
@@ -199,6 +252,7 @@ class WorldModelNode(Node):
                                  qos_profile_sensor_data)
         self.create_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
         self.create_subscription(Path, 'plan', self._on_plan, RELIABLE_1)
+        self.create_subscription(Image, '~/goal_image', self._on_goal_image, RELIABLE_1)
 
         self.image_pub = self.create_publisher(Image, '~/predicted/image', RELIABLE_2)
         self.info_pub = self.create_publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
@@ -208,13 +262,17 @@ class WorldModelNode(Node):
         self.keyframes_pub = self.create_publisher(MarkerArray, '~/memory/keyframes',
                                                    RELIABLE_1)
         self.costmap_pub = self.create_publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
+        self.best_path_pub = self.create_publisher(Path, '~/best_path', RELIABLE_1)
+        self.goal_view_pub = self.create_publisher(Image, '~/goal/imagined_view', RELIABLE_1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/reset_memory', self._reset_memory)
         self.create_service(Trigger, '~/save_memory', self._save_memory)
+        self.create_service(Trigger, '~/cancel_goal', self._cancel_goal)
 
         self.create_timer(p['prediction_period_s'], self._request_prediction)
         self.create_timer(p['memory_period_s'], self._publish_memory)
         self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(GOAL_CHECK_PERIOD_S, self._check_goal)
         if self.snapshot_dir and p['snapshot_period_s'] > 0:
             self.create_timer(p['snapshot_period_s'], self._periodic_snapshot)
         self.get_logger().info(
@@ -427,8 +485,14 @@ class WorldModelNode(Node):
         _, pose = latest
         p = self.params
         speed, turn = self.latest_twist
+        spacing = p['plan_spacing_m'] or max(abs(speed) * p['frame_interval_s'], 0.05)
+        with self.goal_lock:
+            best = self.goal.plan if self.goal is not None else None
+        if best is not None and len(best.path) >= 2:
+            poses = poses_along_path(best.path[:, :2, 3], pose, p['horizon'], spacing)
+            if len(poses):
+                return poses, 'best_path'
         if self.plan is not None and time.monotonic() - self.plan[1] <= p['plan_timeout_s']:
-            spacing = p['plan_spacing_m'] or max(abs(speed) * p['frame_interval_s'], 0.05)
             poses = poses_along_path(self.plan[0], pose, p['horizon'], spacing)
             if len(poses):
                 return poses, 'plan'
@@ -461,6 +525,134 @@ class WorldModelNode(Node):
                                                         stamps))
         self.predictions_published += 1
         self.last_prediction_source = source
+
+    # --- image-goal navigation ---------------------------------------------------------
+    def _imagine_for_goal(self, base_poses):
+        p = self.params
+        return world_model_imagine(self.model, self.base_from_camera, p['goal_experts'],
+                                   int(p['goal_sampler_steps']))(base_poses)
+
+    def _occupancy_for_goal(self):
+        c = self.navigator.config
+        return self.model.spatial.occupancy_grid(
+            resolution=self.params['costmap_resolution'], z_min=c.z_min, z_max=c.z_max)
+
+    def _on_goal_image(self, msg):
+        try:
+            rgb = conversions.image_to_rgb(msg)
+        except conversions.ConversionError as exc:
+            self._reject('goal_image', exc)
+            return
+        image = to_model_frame(rgb, self.model.size)
+        with self.goal_lock:
+            self.goals_received += 1
+            self.goal = ActiveGoal(self.goals_received, image, time.monotonic())
+            number = self.goal.number
+        self.get_logger().info(f'goal {number}: a {rgb.shape[1]}x{rgb.shape[0]} goal image; '
+                               'planning')
+        self._check_goal()
+
+    def _check_goal(self):
+        """Clear the goal once the robot arrived; request a plan when one is due."""
+        latest = self.odometry.latest()
+        with self.goal_lock:
+            goal = self.goal
+            if goal is None:
+                return
+            if goal.plan is not None and latest is not None:
+                target = goal.plan.believed_goal if goal.plan.believed_goal is not None \
+                    else goal.plan.goal_pose
+                distance = float(np.linalg.norm(latest[1][:2, 3] - target[:2, 3]))
+                if distance <= self.params['goal_arrive_distance_m']:
+                    goal = None
+            if goal is not None:
+                period = self.params['goal_replan_period_s']
+                now = time.monotonic()
+                due = goal.requested is None or (period > 0 and now - goal.requested >= period)
+                if due and not self.goal_planner.busy and not self.goal_planner.pending:
+                    goal.requested = now
+                    self.goal_planner.submit(goal.number)
+                return
+        self._end_goal('reached')
+
+    def _plan_goal(self, number):
+        with self.goal_lock:
+            goal = self.goal
+        if goal is None or goal.number != number:
+            return                                     # cancelled or superseded meanwhile
+        latest = self.odometry.latest()
+        if latest is None or not self.model.context_ready:
+            with self.goal_lock:
+                goal.requested = None                  # nothing observed yet: ask again
+            return
+        if self._navigator_goal != number:
+            self.navigator.reset()
+            self._navigator_goal = number
+        stamp, pose = latest
+        plan = self.navigator.plan(pose, goal.image)
+        with self.goal_lock:
+            if self.goal is not goal:
+                return
+            goal.plan = plan
+            goal.plans += 1
+            self.last_goal_plan = plan
+        frame = self.params['odom_frame']
+        self.best_path_pub.publish(conversions.poses_to_path(plan.path, frame,
+                                                             [stamp] * len(plan.path)))
+        self.goal_view_pub.publish(conversions.rgb_to_image(plan.imagined_goal_view,
+                                                            self.camera_frame, stamp))
+        self.get_logger().info(
+            f'goal {number}: plan {goal.plans} ({plan.stage}) of {len(plan.path)} poses, '
+            f'{self._path_length(plan.path):.1f} m, score {plan.score:.4f}, '
+            f'reachable {plan.reachable}, {plan.seconds:.1f} s')
+        if plan.arrived:
+            self._end_goal('reached')
+
+    @staticmethod
+    def _path_length(path):
+        return float(np.linalg.norm(np.diff(path[:, :2, 3], axis=0), axis=1).sum())
+
+    def _end_goal(self, outcome):
+        """Clear the active goal and publish an empty best path; return whether one was set."""
+        with self.goal_lock:
+            goal, self.goal = self.goal, None
+            if goal is None:
+                return False
+            self.goal_outcome = outcome
+        stamp = self.get_clock().now().nanoseconds
+        self.best_path_pub.publish(conversions.poses_to_path([], self.params['odom_frame'],
+                                                             [stamp]))
+        self.get_logger().info(f'goal {goal.number} {outcome} after {goal.plans} plans')
+        return True
+
+    def _cancel_goal(self, request, response):
+        response.success = self._end_goal('cancelled')
+        response.message = 'goal cancelled' if response.success else 'no active goal'
+        return response
+
+    def goal_status(self):
+        """Return (level, message, values) of the image-goal navigation for /diagnostics."""
+        with self.goal_lock:
+            goal, plan = self.goal, self.last_goal_plan
+        values = {'goals received': self.goals_received,
+                  'goal plans': goal.plans if goal is not None else 0,
+                  'rejected goal images': self.rejected.get('goal_image', 0)}
+        if plan is not None:
+            values.update({'planning time (s)': f'{plan.seconds:.2f}',
+                           'score': f'{plan.score:.4f}', 'reachable': plan.reachable,
+                           'stage': plan.stage, 'path poses': len(plan.path),
+                           'path length (m)': f'{self._path_length(plan.path):.2f}'})
+        if goal is None:
+            message = f'no active goal (last: {self.goal_outcome})'
+        elif goal.plan is None:
+            message = 'planning'
+        else:
+            message = f'following a plan ({goal.plan.stage})'
+        level = DiagnosticStatus.OK
+        if goal is not None and goal.plan is not None and not goal.plan.reachable:
+            level = DiagnosticStatus.WARN
+            message += ': the goal is not reachable in the memory map'
+        return level, message, values
 
     # --- memory ----------------------------------------------------------------------
     def _publish_memory(self):
@@ -505,6 +697,7 @@ class WorldModelNode(Node):
 
     def _reset_memory(self, request, response):
         self.observer.wait_idle(timeout=5.0)
+        self._end_goal('cancelled')          # a plan in flight is then discarded
         self.model.reset()
         self.odometry.clear()
         self.last_observed_stamp = None
@@ -570,12 +763,17 @@ class WorldModelNode(Node):
         status = DiagnosticStatus(level=level, name='mowm_ros: world_model', message=message,
                                   hardware_id='mowm_ros')
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
+        level, message, values = self.goal_status()
+        goal = DiagnosticStatus(level=level, name='mowm_ros: world_model goal', message=message,
+                                hardware_id='mowm_ros')
+        goal.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status, goal])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
     def close(self):
         """Stop the workers and save the memory (when a snapshot directory is set)."""
+        self.goal_planner.stop()
         self.predictor.stop()
         self.observer.wait_idle(timeout=10.0)
         self.observer.stop()
