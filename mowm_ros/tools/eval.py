@@ -31,29 +31,35 @@ def _config(args):
         rows=rows_from_keys(args.rows or list(ROW_KEYS)), shard=(index, count))
 
 
-def run_memory_maze(args):
+def _evaluate(args, make_config, run, finished_results, report, count):
+    """Run (unless --report-only) and report one benchmark; return the exit status."""
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
     import torch
 
-    from mowm_ros.evaluation import report
-    from mowm_ros.evaluation.runner import finished_results, run_evaluation
-
     try:
-        config = _config(args)
+        config = make_config(args)
     except ValueError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     torch.set_num_threads(max(1, args.threads))
     if not args.report_only:
-        run_evaluation(config, progress=not args.no_progress)
+        run(config, progress=not args.no_progress)
     results = finished_results(config)
     if not results:
         print('no finished episodes to report', file=sys.stderr)
         return 1
     summary = report.write_report(config, results)
     print(report.markdown_table(summary))
-    print(f'\n{len(results)} of {config.episodes} episodes; report in {config.out_dir}')
+    print(f'\n{len(results)} of {count(config)} episodes; report in {config.out_dir}')
     return 0
+
+
+def run_memory_maze(args):
+    from mowm_ros.evaluation import report
+    from mowm_ros.evaluation.runner import finished_results, run_evaluation
+
+    return _evaluate(args, _config, run_evaluation, finished_results, report,
+                     lambda config: config.episodes)
 
 
 def _navigation_config(args):
@@ -83,29 +89,11 @@ def quick_settings():
 
 
 def run_navigation(args):
-    logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
-    import torch
-
     from mowm_ros.evaluation import nav_report
     from mowm_ros.evaluation.navigation import finished_results, run_navigation as run
 
-    try:
-        config = _navigation_config(args)
-    except ValueError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    torch.set_num_threads(max(1, args.threads))
-    if not args.report_only:
-        run(config, progress=not args.no_progress)
-    results = finished_results(config)
-    if not results:
-        print('no finished episodes to report', file=sys.stderr)
-        return 1
-    summary = nav_report.write_report(config, results)
-    print(nav_report.markdown_table(summary))
-    print(f'\n{len(results)} of {config.mazes * config.goals_per_maze} episodes; report in '
-          f'{config.out_dir}')
-    return 0
+    return _evaluate(args, _navigation_config, run, finished_results, nav_report,
+                     lambda config: config.mazes * config.goals_per_maze)
 
 
 def add_navigation_parser(benchmarks):
