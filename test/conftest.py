@@ -29,3 +29,14 @@ def ros(domain_id):
         yield harness
     finally:
         harness.close()
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: two threads on a busy 2-core machine stall on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -49,6 +49,26 @@ def wait_for(predicate, timeout=10.0, interval=0.01):
         time.sleep(interval)
 
 
+class Inbox:
+    """Keeps every message of the subscribed topics with its arrival time (monotonic)."""
+
+    def __init__(self, node, topics):
+        self.lock = threading.Lock()
+        self.messages = {topic: [] for topic, _, _ in topics}
+        for topic, msg_type, qos in topics:
+            node.create_subscription(msg_type, topic, self._keep(topic), qos)
+
+    def _keep(self, topic):
+        def callback(msg):
+            with self.lock:
+                self.messages[topic].append((time.monotonic(), msg))
+        return callback
+
+    def get(self, topic, since=0.0):
+        with self.lock:
+            return [m for t, m in self.messages[topic] if t >= since]
+
+
 class RosHarness:
     """An rclpy Context on its own domain with a MultiThreadedExecutor spinning in a thread."""
 

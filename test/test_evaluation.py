@@ -35,15 +35,6 @@ def tiny_checkpoint(tmp_path_factory):
     return directory
 
 
-@pytest.fixture
-def one_thread():
-    """Run torch on one thread: two threads on a busy 2-core machine stall on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_episode(seed, frames=STEPS):
     """Room frames along a circle, with revisit labels on every third frame."""
     room = scenes.room_scene(seed=seed)

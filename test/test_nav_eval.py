@@ -13,17 +13,6 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture
-def one_thread():
-    """Run torch on one thread: two threads on a busy 2-core machine stall on each other."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def quick_config(out_dir):
     from mowm_ros.tools.eval import quick_settings
 

@@ -1,7 +1,6 @@
 """Image-goal navigation over DDS: goal image -> best path -> cmd_vel -> the robot moves."""
 
 import math
-import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import wait_for
+from ros_harness import Inbox, wait_for
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 import torch
@@ -24,26 +23,6 @@ pytestmark = [pytest.mark.ros]
 
 SEED = 0              # the sim robot spawns in a long corridor, facing along it
 SIM_FOLLOWER = {'lookahead_m': 0.8, 'goal_tolerance_m': 0.4, 'max_turn_rate': 1.2}
-
-
-class Inbox:
-    """Keeps every message of the subscribed topics with its arrival time."""
-
-    def __init__(self, node, topics):
-        self.lock = threading.Lock()
-        self.messages = {topic: [] for topic, _, _ in topics}
-        for topic, msg_type, qos in topics:
-            node.create_subscription(msg_type, topic, self._keep(topic), qos)
-
-    def _keep(self, topic):
-        def callback(msg):
-            with self.lock:
-                self.messages[topic].append((time.monotonic(), msg))
-        return callback
-
-    def get(self, topic, since=0.0):
-        with self.lock:
-            return [m for t, m in self.messages[topic] if t >= since]
 
 
 def follower_node(ros, **overrides):

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import threading
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mowm_ros.data.episode import save_episode
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import wait_for
+from ros_harness import Inbox, wait_for
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
@@ -30,26 +29,6 @@ def episode_path(tmp_path_factory):
     path = tmp_path_factory.mktemp('episode') / 'held_out.npz'
     save_episode(path, episode)
     return path
-
-
-class Inbox:
-    """Keeps every message of the subscribed topics."""
-
-    def __init__(self, node, topics):
-        self.lock = threading.Lock()
-        self.messages = {topic: [] for topic, _, _ in topics}
-        for topic, msg_type, qos in topics:
-            node.create_subscription(msg_type, topic, self._keep(topic), qos)
-
-    def _keep(self, topic):
-        def callback(msg):
-            with self.lock:
-                self.messages[topic].append(msg)
-        return callback
-
-    def get(self, topic):
-        with self.lock:
-            return list(self.messages[topic])
 
 
 def world_model_node(ros, snapshot_dir, **overrides):
