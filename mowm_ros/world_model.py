@@ -292,6 +292,17 @@ class WorldModel:
                                      shared_noise=True)
         return tensor_to_images(frames)
 
+    def render_memory(self, poses):
+        """Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask)."""
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
+        with self._context_lock:
+            K = self.model_K
+        if K is None:
+            raise RuntimeError('render_memory() needs at least one observed frame')
+        views = [self.spatial.render(pose, K, self.size, self.size) for pose in poses]
+        return (np.stack([view.rgb for view in views]).astype(np.uint8),
+                np.stack([view.mask for view in views]).astype(bool))
+
     def recent_context(self):
         """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
         with self._context_lock:

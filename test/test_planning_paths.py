@@ -1,5 +1,6 @@
 from mowm_ros.nodes.inputs import OdometryBuffer, StampPairer
 from mowm_ros.nodes.workers import LatestWorker
+from mowm_ros.planning.agreement import memory_agreement
 from mowm_ros.planning.paths import (base_yaw, extrapolate_twist, mosaic, planar_base_pose,
                                      poses_along_path)
 import numpy as np
@@ -101,3 +102,22 @@ def test_latest_worker_runs_the_newest_request_and_counts_the_dropped():
     worker.submit('d')
     assert worker.wait_idle(5) and seen[-1] == 'd'
     worker.stop()
+
+
+def test_memory_agreement_scores_covered_pixels_only():
+    rng = np.random.default_rng(0)
+    memory = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    covered = np.zeros((3, 8, 8), bool)
+    covered[:, :4] = True
+    predicted = memory.copy()
+    predicted[:, 4:] = 255 - predicted[:, 4:]            # wrong only where memory is blank
+    same = memory_agreement(predicted, memory, covered)
+    assert same.score == 1.0 and same.coverage == 0.5
+    predicted[:, :4] = 255 - memory[:, :4]
+    wrong = memory_agreement(predicted, memory, covered)
+    expected = 1 - np.abs(predicted[:, :4].astype(float) - memory[:, :4]).mean() / 255
+    assert wrong.score == pytest.approx(expected) and wrong.score < 0.8
+    unseen = memory_agreement(predicted, memory, np.zeros((3, 8, 8), bool))
+    assert np.isnan(unseen.score) and unseen.coverage == 0.0
+    with pytest.raises(ValueError, match='must match'):
+        memory_agreement(predicted[:2], memory, covered)

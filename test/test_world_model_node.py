@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from ros_harness import Inbox, wait_for
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -51,6 +52,7 @@ OUTPUTS = [('/world_model/predicted/image', Image, 2),
            ('/world_model/predicted/camera_info', CameraInfo, 2),
            ('/world_model/predicted/mosaic', Image, 2),
            ('/world_model/predicted/path', Path, 2),
+           ('/world_model/predicted/memory_agreement', Float32, 2),
            ('/world_model/memory/cloud', PointCloud2, LATCHED),
            ('/diagnostics', DiagnosticArray, 10)]
 
@@ -78,6 +80,12 @@ def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
     assert wait_for(lambda: inbox.get('/world_model/predicted/path'), timeout=10)
     path = inbox.get('/world_model/predicted/path')[-1]
     assert len(path.poses) == 2 and path.header.frame_id == 'odom'
+    # The predicted views are of places the memory has seen: they agree with its render.
+    assert wait_for(lambda: any(np.isfinite(m.data) for m in
+                                inbox.get('/world_model/predicted/memory_agreement')), timeout=10)
+    scores = [m.data for m in inbox.get('/world_model/predicted/memory_agreement')
+              if np.isfinite(m.data)]
+    assert all(0.5 < score <= 1.0 for score in scores), scores
 
     # The memory cloud grows as frames arrive.
     assert wait_for(lambda: len({m.width for m in inbox.get('/world_model/memory/cloud')}) >= 3,

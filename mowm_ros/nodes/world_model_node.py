@@ -31,6 +31,7 @@ from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
+from mowm_ros.planning.agreement import memory_agreement
 from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig,
                                          world_model_imagine, world_model_keyframes)
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
@@ -41,6 +42,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
 import torch
 from visualization_msgs.msg import Marker, MarkerArray
@@ -224,6 +226,7 @@ class WorldModelNode(Node):
         self.depth_skipped = 0             # frames observed without fusing depth (busy)
         self.frames_received = 0           # colour images (paired with depth if used)
         self.last_prediction_source = None
+        self.last_agreement = None            # planning.agreement.Agreement of the last
         self.latency_ms = []
         self.goal_lock = threading.Lock()
         self.goal = None                   # the ActiveGoal, or None
@@ -258,6 +261,8 @@ class WorldModelNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
         self.mosaic_pub = self.create_publisher(Image, '~/predicted/mosaic', RELIABLE_1)
         self.path_pub = self.create_publisher(Path, '~/predicted/path', RELIABLE_1)
+        self.agreement_pub = self.create_publisher(Float32, '~/predicted/memory_agreement',
+                                                   RELIABLE_1)
         self.cloud_pub = self.create_publisher(PointCloud2, '~/memory/cloud', LATCHED)
         self.keyframes_pub = self.create_publisher(MarkerArray, '~/memory/keyframes',
                                                    RELIABLE_1)
@@ -525,6 +530,9 @@ class WorldModelNode(Node):
                                                         stamps))
         self.predictions_published += 1
         self.last_prediction_source = source
+        rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera)
+        self.last_agreement = memory_agreement(images, rendered, covered)
+        self.agreement_pub.publish(Float32(data=self.last_agreement.score))
 
     # --- image-goal navigation ---------------------------------------------------------
     def _imagine_for_goal(self, base_poses):
@@ -732,6 +740,7 @@ class WorldModelNode(Node):
     # --- diagnostics -----------------------------------------------------------------
     def status_values(self):
         now = time.monotonic()
+        agreement = self.last_agreement
         values = {f'{name} rate (Hz)': f'{meter.rate(now):.2f}'
                   for name, meter in self.rates.items()}
         values.update({
@@ -743,6 +752,8 @@ class WorldModelNode(Node):
             'finetuning queue': self.model.finetuner.pending_steps,
             'predictions published': self.predictions_published,
             'prediction poses from': self.last_prediction_source or 'n/a',
+            'prediction memory agreement': f'{agreement.score:.3f}' if agreement else 'n/a',
+            'prediction memory coverage': f'{agreement.coverage:.2f}' if agreement else 'n/a',
             'prediction latency (ms per frame)':
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
