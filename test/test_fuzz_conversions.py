@@ -479,7 +479,9 @@ def test_node_callbacks_survive_hostile_messages(ros):
 
     node = WorldModelNode(context=ros.context, parameter_overrides=[
         Parameter('finetune', value=False), Parameter('sampler_steps', value=1),
-        Parameter('horizon', value=2), Parameter('extrinsics_from_tf', value=False)])
+        Parameter('horizon', value=2), Parameter('extrinsics_from_tf', value=False),
+        Parameter('goal_time_budget_s', value=1.0), Parameter('goal_replan_period_s', value=0.0),
+        Parameter('goal_sampler_steps', value=1)])
     try:
         _send_good_frames(node, 3, 0)
         assert node.observer.wait_idle(timeout=20)
@@ -530,13 +532,14 @@ def test_node_callbacks_survive_hostile_messages(ros):
                      'depth': lambda: image_messages(DEPTH_ITEMSIZE, stamp, size),
                      'camera_info': lambda: camera_info_messages(size),
                      'odom': lambda: odometry_messages(stamp),
-                     'plan': path_messages}
+                     'plan': path_messages,
+                     'goal_image': lambda: image_messages(COLOUR_CHANNELS, stamp, size)}
             names = draw(st.lists(st.sampled_from(sorted(kinds)), min_size=1, max_size=6))
             return [(name, draw(kinds[name]())) for name in names]
 
         callbacks = {'image': node._on_image, 'depth': node._on_depth,
                      'camera_info': node._on_camera_info, 'odom': node._on_odometry,
-                     'plan': node._on_plan}
+                     'plan': node._on_plan, 'goal_image': node._on_goal_image}
 
         @settings(max_examples=40, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -551,8 +554,10 @@ def test_node_callbacks_survive_hostile_messages(ros):
         node._publish_memory()
         assert node.observer.wait_idle(timeout=30)
         assert node.predictor.wait_idle(timeout=60)
+        assert node.goal_planner.wait_idle(timeout=60)
         assert sum(node.rejected.values()) > 0
         assert node.observer.failed == 0 and node.predictor.failed == 0, node.rejected
+        assert node.goal_planner.failed == 0, node.rejected
         points, _ = node.model.spatial.points_and_colors()
         assert np.all(np.isfinite(points))
         # Far-future stamps (which would make all later input look old) are refused.
