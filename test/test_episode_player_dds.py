@@ -2,63 +2,33 @@
 
 import subprocess
 import sys
-import threading
 
+from camera_recorder import CameraRecorder
 from episode_fixtures import synthetic_episode
 from mowm_ros import geometry
 from mowm_ros.data.episode import save_episode
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import EpisodePlayer
-from nav_msgs.msg import Odometry
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from ros_harness import wait_for
-from sensor_msgs.msg import CameraInfo, Image
 
 pytestmark = pytest.mark.ros
-
-
-class Recorder:
-    """Subscribes to the player's topics with the production QoS and keeps what arrives."""
-
-    def __init__(self, node, namespace=''):
-        self.lock = threading.Lock()
-        self.messages = {'rgb': [], 'depth': [], 'info': [], 'odom': []}
-        prefix = f'{namespace}/' if namespace else ''
-        for key, msg_type, topic in (('rgb', Image, 'camera/image_raw'),
-                                     ('depth', Image, 'camera/depth/image_raw'),
-                                     ('info', CameraInfo, 'camera/camera_info'),
-                                     ('odom', Odometry, 'odom')):
-            node.create_subscription(msg_type, prefix + topic, self._keep(key),
-                                     qos_profile_sensor_data)
-
-    def _keep(self, key):
-        def callback(msg):
-            with self.lock:
-                self.messages[key].append(msg)
-        return callback
-
-    def count(self, key):
-        with self.lock:
-            return len(self.messages[key])
 
 
 def test_player_frames_arrive_intact_over_dds(ros, tmp_path):
     episode = synthetic_episode(frames=5)
     path = tmp_path / 'ep.npz'
     save_episode(path, episode)
-    recorder = Recorder(ros.node('recorder'))
+    recorder = CameraRecorder(ros.node('recorder'))
     ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
         Parameter('episode', value=str(path)), Parameter('rate_hz', value=20.0),
         Parameter('loop', value=True)]))
 
     # Best-effort QoS may drop a message; every one that arrives must be exact and consistent.
     assert wait_for(lambda: min(recorder.count(k) for k in recorder.messages) >= 6, timeout=20)
-    with recorder.lock:
-        by_stamp = {key: {conversions.stamp_to_ns(m.header.stamp): m for m in messages}
-                    for key, messages in recorder.messages.items()}
+    by_stamp = recorder.by_stamp()
     optical = geometry.make_pose(geometry.R_BODY_FROM_OPTICAL, np.zeros(3))
     checked = 0
     for stamp, image in by_stamp['rgb'].items():
@@ -83,7 +53,7 @@ def test_player_frames_arrive_intact_over_dds(ros, tmp_path):
 def test_player_executable_in_its_own_process(ros, tmp_path):
     path = tmp_path / 'ep.npz'
     save_episode(path, synthetic_episode(frames=4))
-    recorder = Recorder(ros.node('recorder'), namespace='/robot')
+    recorder = CameraRecorder(ros.node('recorder'), namespace='/robot')
     process = subprocess.Popen(
         [sys.executable, '-m', 'mowm_ros.nodes.episode_player', '--ros-args',
          '-r', '__ns:=/robot', '-p', f'episode:={path}', '-p', 'rate_hz:=10.0',

@@ -6,9 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
+from camera_recorder import CameraRecorder
 from geometry_msgs.msg import Twist
 from lint_paths import REPO_ROOT
 from mowm_ros import geometry
@@ -18,13 +18,10 @@ from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.data.maze_robot import CAMERA_MOUNT, MazeRobot, twist_to_action
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
-from nav_msgs.msg import Odometry
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from ros_harness import wait_for
-from sensor_msgs.msg import CameraInfo, Image
 
 pytest.importorskip('memory_maze')
 
@@ -101,42 +98,6 @@ def test_a_diverged_physics_step_respawns_the_robot(robot, monkeypatch):
 
 # The node over real DDS ------------------------------------------------------------------
 
-class Recorder:
-    """Subscribes to the robot's topics with the production QoS and keeps what arrives."""
-
-    TOPICS = (('rgb', Image, 'camera/image_raw'), ('depth', Image, 'camera/depth/image_raw'),
-              ('info', CameraInfo, 'camera/camera_info'), ('odom', Odometry, 'odom'))
-
-    def __init__(self, node, namespace=''):
-        self.lock = threading.Lock()
-        self.messages = {key: [] for key, _, _ in self.TOPICS}
-        prefix = f'{namespace}/' if namespace else ''
-        for key, msg_type, topic in self.TOPICS:
-            node.create_subscription(msg_type, prefix + topic, self._keep(key),
-                                     qos_profile_sensor_data)
-
-    def _keep(self, key):
-        def callback(msg):
-            with self.lock:
-                self.messages[key].append(msg)
-        return callback
-
-    def count(self, key=None):
-        with self.lock:
-            if key is None:
-                return min(len(m) for m in self.messages.values())
-            return len(self.messages[key])
-
-    def by_stamp(self):
-        with self.lock:
-            return {key: {conversions.stamp_to_ns(m.header.stamp): m for m in messages}
-                    for key, messages in self.messages.items()}
-
-    def last_base(self):
-        with self.lock:
-            return conversions.odometry_to_pose(self.messages['odom'][-1])[1]
-
-
 def yaw_of(base):
     return math.atan2(base[1, 0], base[0, 0])
 
@@ -167,7 +128,7 @@ def check_frames(recorder, size, camera_frame='camera_optical_frame'):
 def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
     from mowm_ros.nodes.sim_robot import SimRobot
 
-    recorder = Recorder(ros.node('recorder'))
+    recorder = CameraRecorder(ros.node('recorder'))
     node = ros.add(SimRobot(context=ros.context, parameter_overrides=[
         Parameter('seed', value=SEED), Parameter('mode', value='explore'),
         Parameter('rate_hz', value=20.0), Parameter('max_steps', value=REFERENCE_FRAMES - 1)]))
@@ -215,7 +176,7 @@ def twist(linear_x=0.0, angular_z=0.0):
 def test_cmd_vel_drives_turns_stops_and_nan_is_rejected(ros, reference):
     from mowm_ros.nodes.sim_robot import SimRobot
 
-    recorder = Recorder(ros.node('recorder'))
+    recorder = CameraRecorder(ros.node('recorder'))
     publisher = ros.node('driver').create_publisher(Twist, 'cmd_vel', 10)
     node = ros.add(SimRobot(context=ros.context, parameter_overrides=[
         Parameter('seed', value=SEED), Parameter('rate_hz', value=20.0),
@@ -285,7 +246,7 @@ def console_command():
 
 @pytest.mark.ros
 def test_console_script_in_its_own_process_with_ros_args(ros):
-    recorder = Recorder(ros.node('recorder'), namespace='/robot')
+    recorder = CameraRecorder(ros.node('recorder'), namespace='/robot')
     process = subprocess.Popen(
         console_command() + ['--ros-args', '-r', '__ns:=/robot', '-p', 'mode:=explore',
                              '-p', 'rate_hz:=20', '-p', 'image_size:=16',
