@@ -10,12 +10,9 @@ from mowm_ros.evaluation.episodes import split_episode
 from mowm_ros.evaluation.rows import ROWS, rows_from_keys
 from mowm_ros.evaluation.sliding_window import window_indices
 from mowm_ros.memory import scenes
-from mowm_ros.model.checkpoint import save_checkpoint
-from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
-from mowm_ros.model.diffusion import DiffusionConfig
 import numpy as np
 import pytest
-import torch
+from tiny_training import save_untrained_checkpoint
 
 SIZE = 32
 CONTEXT, HORIZON, SKIP = 6, 4, 2
@@ -24,15 +21,7 @@ STEPS = (CONTEXT + HORIZON) * SKIP
 
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp('ckpt')
-    network = Denoiser(DenoiserConfig(image_size=SIZE, context_frames=2, channels=(16, 32),
-                                      embedding_dim=32, group_norm_groups=8))
-    with torch.no_grad():
-        for p in network.parameters():
-            p.normal_(0, 0.02)
-    save_checkpoint(directory, network, DiffusionConfig(sampler_steps=1))
-    return directory
+    return save_untrained_checkpoint(tmp_path_factory.mktemp('ckpt'), SIZE, sampler_steps=1)
 
 
 def synthetic_episode(seed, frames=STEPS):

@@ -3,13 +3,11 @@
 
 from mowm_ros import geometry
 from mowm_ros.memory import scenes
-from mowm_ros.model.checkpoint import save_checkpoint
-from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
-from mowm_ros.model.diffusion import DiffusionConfig
 from mowm_ros.model.finetune import FinetuneConfig
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import pytest
+from tiny_training import save_untrained_checkpoint
 import torch
 
 SIZE = 32
@@ -17,15 +15,7 @@ SIZE = 32
 
 @pytest.fixture(scope='module')
 def small_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp('ckpt')
-    network = Denoiser(DenoiserConfig(image_size=SIZE, context_frames=2, channels=(16, 32),
-                                      embedding_dim=32, group_norm_groups=8))
-    with torch.no_grad():
-        for p in network.parameters():     # untrained but not all-zero output
-            p.normal_(0, 0.02)
-    save_checkpoint(directory, network, DiffusionConfig(sampler_steps=2))
-    return directory
+    return save_untrained_checkpoint(tmp_path_factory.mktemp('ckpt'), SIZE, sampler_steps=2)
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,8 @@
 """A tiny learnable dataset and model config, so training tests take seconds on a CPU."""
 
-from mowm_ros.model.denoiser import DenoiserConfig
+from mowm_ros.model.checkpoint import save_checkpoint
+from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.diffusion import DiffusionConfig
 from mowm_ros.model.training import TrainConfig
 import torch
 from torch.utils.data import Dataset
@@ -41,3 +43,15 @@ def tiny_config(out_dir, **overrides):
                                          embedding_dim=32, group_norm_groups=8)}
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def save_untrained_checkpoint(directory, image_size, sampler_steps):
+    """Save a small random network (untrained, but not all-zero output) as a checkpoint."""
+    torch.manual_seed(0)
+    network = Denoiser(DenoiserConfig(image_size=image_size, context_frames=2, channels=(16, 32),
+                                      embedding_dim=32, group_norm_groups=8))
+    with torch.no_grad():
+        for p in network.parameters():
+            p.normal_(0, 0.02)
+    save_checkpoint(directory, network, DiffusionConfig(sampler_steps=sampler_steps))
+    return directory
