@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, field
 import json
 import logging
 import math
-import os
 from pathlib import Path
 import shutil
 import tempfile
 import time
 
 from mowm_ros import geometry
+from mowm_ros.evaluation.runner import atomic_write
 from mowm_ros.planning.navigator import NavigatorConfig
 import numpy as np
 
@@ -125,18 +125,6 @@ class NavEvalConfig:
 
 def result_path(config, seed, goal):
     return config.episode_dir / f'seed_{seed:06d}_goal_{goal}.json'
-
-
-def _atomic_json(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'w') as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_result(config, seed, goal):
@@ -458,7 +446,8 @@ def evaluate_maze(config, seed, goals_todo, progress=None):
                 'exploration': explored, 'rows': rows,
                 'row_order': [ROW_NAMES[row] for row in config.rows],
                 'wall_seconds': time.perf_counter() - started}
-            _atomic_json(result_path(config, seed, goal_index), results[goal_index])
+            atomic_write(result_path(config, seed, goal_index),
+                         lambda f: json.dump(results[goal_index], f, indent=1))
     finally:
         model.close()
         robot.close()

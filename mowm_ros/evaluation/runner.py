@@ -115,7 +115,8 @@ def strips_path(config, seed):
     return config.episode_dir / f'seed_{seed:06d}_strips.npz'
 
 
-def _atomic(path, write, mode='w'):
+def atomic_write(path, write, mode='w'):
+    """Write ``path`` through ``write(file)`` into a temporary file renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
@@ -232,8 +233,8 @@ def evaluate_episode(config, episode, seed):
 
 def save_episode_result(config, seed, result, strips):
     """Write the strips, then the JSON: a result file exists only once both are whole."""
-    _atomic(strips_path(config, seed), lambda f: np.savez_compressed(f, **strips), 'wb')
-    _atomic(result_path(config, seed), lambda f: json.dump(result, f, indent=1))
+    atomic_write(strips_path(config, seed), lambda f: np.savez_compressed(f, **strips), 'wb')
+    atomic_write(result_path(config, seed), lambda f: json.dump(result, f, indent=1))
 
 
 def load_strips(config, seed):
