@@ -37,6 +37,7 @@ import time
 from mowm_ros import geometry
 from mowm_ros.evaluation.runner import atomic_write
 from mowm_ros.planning.navigator import NavigatorConfig
+from mowm_ros.planning.paths import base_yaw
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ def drive_with_navigator(robot, model, row, goal_rgb, config):
         since += 1
         steps += 1
     believed = navigator.estimate.pose if navigator.estimate is not None else None
-    yaw = None if believed is None else math.atan2(believed[1, 0], believed[0, 0])
+    yaw = None if believed is None else base_yaw(believed)
     return {'trajectory': trajectory, 'decisions': decisions, 'reason': reason,
             'believed_goal': None if believed is None else believed[:2, 3].tolist(),
             'believed_yaw': yaw,
@@ -421,7 +422,7 @@ def evaluate_maze(config, seed, goals_todo, progress=None):
             frame = frames[goals[goal_index]]
             goal_base = frame['pose'] @ camera_from_base
             goal_xy = goal_base[:2, 3]
-            goal_yaw = math.atan2(goal_base[1, 0], goal_base[0, 0])
+            goal_yaw = base_yaw(goal_base)
             shortest = float(distance[goals[goal_index]])
             rows = {}
             for row in config.rows:
