@@ -24,18 +24,15 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
                       str(REPO / 'config' / 'fastdds_large_data.xml'))
+sys.path.insert(0, str(REPO / 'test'))          # the listener shared with test_overload.py
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from mowm_ros.data.episode import Episode, save_episode  # noqa: E402
 from mowm_ros.memory.scenes import maze_scene, tour_poses  # noqa: E402
-from mowm_ros.nodes import conversions  # noqa: E402
+from node_listener import NodeListener  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-STATUS = 'mowm_ros: world_model'
 
 
 def render_episode(path, frames, size, rate_hz, seed=0):
@@ -52,35 +49,6 @@ def render_episode(path, frames, size, rate_hz, seed=0):
                       depth=np.stack([f.depth for f in rendered]),
                       action=np.zeros(len(poses), np.int64), meta={'source': 'soak'})
     save_episode(path, episode)
-
-
-class Listener:
-    """Latest diagnostics values and the ages of predictions, collected per sample window."""
-
-    def __init__(self, node, frame_interval_s):
-        self.lock = threading.Lock()
-        self.values = {}
-        self.ages = []
-        self.offset_ns = int(frame_interval_s * 1e9)
-        self.clock = node.get_clock()
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
-        node.create_subscription(Image, '/world_model/predicted/image', self._prediction, 2)
-
-    def _diagnostics(self, msg):
-        for status in msg.status:
-            if status.name == STATUS:
-                with self.lock:
-                    self.values = {kv.key: kv.value for kv in status.values}
-
-    def _prediction(self, msg):
-        started_from = conversions.stamp_to_ns(msg.header.stamp) - self.offset_ns
-        with self.lock:
-            self.ages.append((self.clock.now().nanoseconds - started_from) / 1e9)
-
-    def take(self):
-        with self.lock:
-            ages, self.ages = self.ages, []
-            return dict(self.values), ages
 
 
 def claim_domain():
@@ -176,7 +144,7 @@ def main(argv=None):
     os.environ['ROS_DOMAIN_ID'] = str(args.domain)
     rclpy.init()
     listener_node = Node('soak_listener')
-    listener = Listener(listener_node, frame_interval_s=0.5)
+    listener = NodeListener(listener_node, frame_interval_s=0.5)
     spinner = threading.Thread(target=rclpy.spin, args=(listener_node,), daemon=True)
     spinner.start()
     node_ps = psutil.Process(node_process.pid)

@@ -14,60 +14,19 @@ import json
 from pathlib import Path
 import subprocess
 import sys
-import threading
 
-from diagnostic_msgs.msg import DiagnosticArray
-from mowm_ros.nodes import conversions
+from node_listener import NodeListener
 import numpy as np
 import pytest
 from ros_harness import wait_for
-from sensor_msgs.msg import Image
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 RATE_HZ = 60.0
 SIZE = '640x480'
 SECONDS = 10.0
-STATUS = 'mowm_ros: world_model'
 REPO = Path(__file__).resolve().parent.parent
 DDS_PROFILE = REPO / 'config' / 'fastdds_large_data.xml'
-
-
-class Listener:
-    """The node's latest diagnostics values and the age of every prediction on arrival."""
-
-    def __init__(self, node):
-        self.values = {}
-        self.ages_s = []
-        self.lock = threading.Lock()
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
-        node.create_subscription(Image, '/world_model/predicted/image', self._prediction, 2)
-        self.clock = node.get_clock()
-
-    def _diagnostics(self, msg):
-        for status in msg.status:
-            if status.name == STATUS:
-                with self.lock:
-                    self.values = {kv.key: kv.value for kv in status.values}
-
-    def _prediction(self, msg):
-        # The first predicted frame is stamped one frame_interval (0.5 s) after the newest
-        # frame the prediction started from.
-        observed = conversions.stamp_to_ns(msg.header.stamp) - 500_000_000
-        with self.lock:
-            self.ages_s.append((self.clock.now().nanoseconds - observed) / 1e9)
-
-    def value(self, key, kind=float):
-        with self.lock:
-            return kind(self.values[key]) if key in self.values else None
-
-    def snapshot(self):
-        with self.lock:
-            return dict(self.values)
-
-    def ages(self):
-        with self.lock:
-            return list(self.ages_s)
 
 
 def large_data_env(ros):
@@ -94,7 +53,7 @@ def test_node_keeps_integrating_at_60_hz_and_drops_only_predictions(ros, tmp_pat
     camera_command = [sys.executable, str(REPO / 'test' / 'camera_publisher.py'),
                       '--rate', str(RATE_HZ), '--size', SIZE, '--seconds', str(SECONDS)]
     log_path = tmp_path / 'node.log'
-    listener = Listener(ros.node('listener'))
+    listener = NodeListener(ros.node('listener'))
     with open(log_path, 'wb') as log:
         node = subprocess.Popen(node_command, env=large_data_env(ros), stdout=log,
                                 stderr=subprocess.STDOUT)
