@@ -45,7 +45,7 @@ def add_memory_arguments(parser):
 
 
 register('memory', 'time spatial memory integration and rendering, and a simulated hour '
-         'with capped memories', add_memory_arguments, 'mowm_ros.memory.benchmark')
+         'with capped memories', add_memory_arguments, 'mowm_ros.benchmarks.memory')
 
 
 def add_model_arguments(parser):
@@ -61,7 +61,7 @@ def add_model_arguments(parser):
 
 
 register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
-         'steps', add_model_arguments, 'mowm_ros.model.benchmark')
+         'steps', add_model_arguments, 'mowm_ros.benchmarks.model')
 
 
 def add_scaling_arguments(parser):
