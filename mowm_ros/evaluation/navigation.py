@@ -35,7 +35,7 @@ import tempfile
 import time
 
 from mowm_ros import geometry
-from mowm_ros.evaluation.runner import atomic_write
+from mowm_ros.atomic import atomic_write
 from mowm_ros.planning.navigator import NavigatorConfig
 from mowm_ros.planning.paths import base_yaw
 import numpy as np
@@ -448,7 +448,7 @@ def evaluate_maze(config, seed, goals_todo, progress=None):
                 'row_order': [ROW_NAMES[row] for row in config.rows],
                 'wall_seconds': time.perf_counter() - started}
             atomic_write(result_path(config, seed, goal_index),
-                         lambda f: json.dump(results[goal_index], f, indent=1))
+                         lambda f: json.dump(results[goal_index], f, indent=1), 'w')
     finally:
         model.close()
         robot.close()

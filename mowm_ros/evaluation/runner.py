@@ -16,11 +16,10 @@ by its path only: after retraining it in place, write to another ``out_dir``.
 from dataclasses import asdict, dataclass, field
 import json
 import logging
-import os
 from pathlib import Path
-import tempfile
 import time
 
+from mowm_ros.atomic import atomic_write
 from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
@@ -113,19 +112,6 @@ def result_path(config, seed):
 
 def strips_path(config, seed):
     return config.episode_dir / f'seed_{seed:06d}_strips.npz'
-
-
-def atomic_write(path, write, mode='w'):
-    """Write ``path`` through ``write(file)`` into a temporary file renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_result(config, seed):
@@ -234,7 +220,7 @@ def evaluate_episode(config, episode, seed):
 def save_episode_result(config, seed, result, strips):
     """Write the strips, then the JSON: a result file exists only once both are whole."""
     atomic_write(strips_path(config, seed), lambda f: np.savez_compressed(f, **strips), 'wb')
-    atomic_write(result_path(config, seed), lambda f: json.dump(result, f, indent=1))
+    atomic_write(result_path(config, seed), lambda f: json.dump(result, f, indent=1), 'w')
 
 
 def load_strips(config, seed):

@@ -19,9 +19,9 @@ import tempfile
 import time
 
 from mowm_ros import geometry
-from mowm_ros.memory import scenes
 from mowm_ros.benchmarks.memory import rss_mb
 from mowm_ros.benchmarks.model import percentile_summary, random_checkpoint
+from mowm_ros.memory import scenes
 import numpy as np
 import torch
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import re
 import shutil
 
+from mowm_ros.atomic import sync_directory, write_synced
 from mowm_ros.memory.episodic import EpisodicBuffer
 from mowm_ros.memory.spatial import SpatialMemory
 import numpy as np
@@ -125,7 +126,7 @@ class MemoryStore:
             stage('temporary')
             files = {}
             for name, data in payloads.items():
-                _write_synced(self._inside(temporary / name), data)
+                write_synced(self._inside(temporary / name), data)
                 files[name] = {'sha256': hashlib.sha256(data).hexdigest(), 'bytes': len(data)}
                 stage(f'wrote:{name}')
             manifest = {'format': FORMAT, 'format_version': FORMAT_VERSION,
@@ -133,13 +134,13 @@ class MemoryStore:
                         'parts': {part: name for part, name in PART_FILES.items()
                                   if name in payloads},
                         'meta': meta}
-            _write_synced(self._inside(temporary / MANIFEST),
-                          json.dumps(manifest, indent=2, sort_keys=True).encode())
-            _sync_directory(temporary)
+            write_synced(self._inside(temporary / MANIFEST),
+                         json.dumps(manifest, indent=2, sort_keys=True).encode())
+            sync_directory(temporary)
             stage(f'wrote:{MANIFEST}')
             final = self._inside(self.snapshots_directory / f'{sequence:08d}-{created}')
             os.rename(temporary, final)
-            _sync_directory(self.snapshots_directory)
+            sync_directory(self.snapshots_directory)
             stage('renamed')
             self._prune()
             stage('pruned')
@@ -192,7 +193,7 @@ class MemoryStore:
         for _, path in self._listing()[self.keep:]:
             trash = self._inside(self.snapshots_directory / f'{TRASH_PREFIX}{path.name}')
             os.rename(path, trash)
-            _sync_directory(self.snapshots_directory)
+            sync_directory(self.snapshots_directory)
             self._remove(trash)
 
     # Reading ---------------------------------------------------------------------------------
@@ -324,18 +325,3 @@ def _npz_arrays(data, name, fail):
             return {key: archive[key] for key in archive.files}
     except Exception as exc:  # noqa: B902 - any decoding failure rejects the file
         fail(f'{name} is not a readable npz without pickle: {exc}')
-
-
-def _write_synced(path, data):
-    with open(path, 'xb') as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-
-
-def _sync_directory(path):
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -8,14 +8,13 @@ for resuming training, ``training.safetensors`` (raw weights and optimizer momen
 """
 
 import json
-import os
 from pathlib import Path
-import tempfile
 
+from mowm_ros.atomic import atomic_write_bytes
 from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
 from mowm_ros.model.diffusion import DiffusionConfig
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 import torch
 
 FORMAT_VERSION = 1
@@ -34,26 +33,9 @@ def default_checkpoint_dir():
     return Path(__file__).resolve().parent.parent / 'checkpoints' / 'mowm_maze64'
 
 
-def _atomic_write_bytes(path, data):
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_save_tensors(tensors, path, metadata=None):
-    tmp = path.with_name(f'.{path.name}.tmp')
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-              metadata=metadata)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                                  metadata=metadata))
 
 
 def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None):
@@ -64,8 +46,8 @@ def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None
     _atomic_save_tensors(state, directory / WEIGHTS_FILE, metadata={'format': 'mowm_ros'})
     config = {'format_version': FORMAT_VERSION, 'denoiser': model.config.to_dict(),
               'diffusion': diffusion_config.to_dict(), **(extra or {})}
-    _atomic_write_bytes(directory / CONFIG_FILE,
-                        json.dumps(config, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(directory / CONFIG_FILE,
+                       json.dumps(config, indent=2, sort_keys=True).encode())
 
 
 def read_config(directory):
@@ -170,8 +152,8 @@ def save_training_state(directory, model, optimizer, step, extra_state=None,
     record = {'step': int(step), 'optimizer_scalars': scalars,
               'param_groups': [{k: v for k, v in g.items() if k != 'params'}
                                for g in optimizer.param_groups], **(extra_state or {})}
-    _atomic_write_bytes(directory / TRAINING_STATE_FILE,
-                        json.dumps(record, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(directory / TRAINING_STATE_FILE,
+                       json.dumps(record, indent=2, sort_keys=True).encode())
 
 
 def load_training_state(directory, model, optimizer):
