@@ -17,8 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mowm_ros import geometry  # noqa: E402
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix  # noqa: E402
 from mowm_ros.nodes import conversions  # noqa: E402
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402

@@ -99,7 +99,7 @@ def test_every_rviz_topic_is_published_by_the_nodes_with_its_type(ros, tmp_path)
 
 
 def test_launched_nodes_agree_on_the_camera_mount():
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
+    from mowm_ros.extrinsics import CAMERA_MOUNT
     values = [yaml.safe_load((REPO_ROOT / 'config' / f'{name}.yaml').read_text())[name]
               ['ros__parameters']['camera_extrinsics'] for name in ('sim_robot', 'world_model')]
     assert values[0] == values[1]

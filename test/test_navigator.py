@@ -227,7 +227,7 @@ def test_world_model_imagine_predicts_near_and_far_paths():
     import torch
 
     from mowm_ros import geometry
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
+    from mowm_ros.extrinsics import CAMERA_MOUNT
     from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 
     torch.set_num_threads(1)

@@ -15,9 +15,9 @@ from mowm_ros import geometry
 from mowm_ros.data.exploration import (FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEFT, NOOP,
                                        RIGHT)
 from mowm_ros.data.maze_env import generate_episode, GenerationConfig
-from mowm_ros.data.maze_robot import CAMERA_MOUNT, MazeRobot, twist_to_action
+from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.extrinsics import CAMERA_MOUNT, DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter

@@ -18,6 +18,7 @@ from mowm_ros import geometry, image_codec
 from mowm_ros.data.episode import Episode
 from mowm_ros.data.resize import resize_depth, resize_rgb
 from mowm_ros.data.revisit import revisit_labels, RevisitConfig
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix as parse_extrinsics
 import numpy as np
 
 GENERATOR = 'mowm_ros.data.bag_import'
@@ -30,9 +31,6 @@ POSE_TYPES = {
     'geometry_msgs/msg/PoseWithCovarianceStamped': lambda msg: msg.pose.pose,
     'geometry_msgs/msg/PoseStamped': lambda msg: msg.pose,
 }
-# The optical frame's axes at the base origin: what --extrinsics defaults to.
-DEFAULT_EXTRINSICS = (0.0, 0.0, 0.0) + tuple(
-    float(v) for v in geometry.quaternion_xyzw_from_matrix(geometry.R_BODY_FROM_OPTICAL))
 
 
 class BagImportError(ValueError):
@@ -54,15 +52,11 @@ class BagImportConfig:
 
 
 def extrinsics_matrix(values):
-    """4x4 base <- camera from (x, y, z, qx, qy, qz, qw)."""
-    values = [float(v) for v in values]
-    if len(values) != 7:
-        raise BagImportError(f'extrinsics need 7 numbers (x y z qx qy qz qw), got {len(values)}')
+    """Return the 4x4 pose base <- camera optical; bad values raise BagImportError."""
     try:
-        rotation = geometry.matrix_from_quaternion_xyzw(values[3:])
-    except geometry.GeometryError as exc:
-        raise BagImportError(f'extrinsics: {exc}') from None
-    return geometry.make_pose(rotation, values[:3])
+        return parse_extrinsics(values)
+    except ValueError as exc:
+        raise BagImportError(str(exc)) from None
 
 
 def _header_stamp(msg, log_time):

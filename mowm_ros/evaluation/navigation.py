@@ -36,6 +36,7 @@ import time
 
 from mowm_ros import geometry
 from mowm_ros.atomic import atomic_write
+from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix
 from mowm_ros.planning.navigator import NavigatorConfig
 from mowm_ros.planning.paths import base_yaw
 import numpy as np
@@ -151,10 +152,7 @@ def finished_results(config):
 # --- the maze's geometry ---------------------------------------------------------------------
 def base_from_camera():
     """Return the Memory Maze camera's mount (base <- optical) as a 4x4 matrix."""
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
-
-    return geometry.make_pose(geometry.matrix_from_quaternion_xyzw(CAMERA_MOUNT[3:]),
-                              CAMERA_MOUNT[:3])
+    return extrinsics_matrix(CAMERA_MOUNT)
 
 
 def maze_distances(maze, start_xy, resolution=0.1, clearance=0.25):

@@ -15,7 +15,7 @@ from pathlib import Path
 import threading
 import time
 
-from mowm_ros.data.maze_robot import CAMERA_MOUNT
+from mowm_ros.extrinsics import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.sim_robot import SimRobot
 from mowm_ros.nodes.world_model_node import RELIABLE_2, WorldModelNode

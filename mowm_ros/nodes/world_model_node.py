@@ -22,12 +22,12 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
 from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
@@ -57,7 +57,7 @@ PARAMETERS = {
     'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
     'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
     'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
-    'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
+    'camera_extrinsics': list(DEFAULT_EXTRINSICS), 'base_frame': 'base_link',
     'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
     'goal_experts': ['short_term', 'spatial'], 'goal_sampler_steps': 2,
     'goal_time_budget_s': 10.0, 'goal_replan_period_s': 2.0, 'goal_max_candidates': 256,
@@ -108,9 +108,11 @@ def check_parameter(name, value):
         return f"composition must be 'contrastive' or 'naive', got {value!r}"
     if name == 'device' and value not in ('auto', 'cpu') and not value.startswith('cuda'):
         return f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}"
-    if name == 'camera_extrinsics' and (
-            len(value) != 7 or not all(math.isfinite(v) for v in value)):
-        return f'camera_extrinsics must be 7 finite values [x y z qx qy qz qw], got {list(value)}'
+    if name == 'camera_extrinsics':
+        try:
+            extrinsics_matrix(value, name)
+        except ValueError as exc:
+            return str(exc)
     if name in ('odom_frame', 'base_frame') and not value:
         return f'{name} must not be empty'
     if name == 'snapshot_dir' and value and os.path.exists(os.path.expanduser(value)) \
