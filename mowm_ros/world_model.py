@@ -14,6 +14,7 @@ import logging
 import threading
 
 from mowm_ros import geometry
+from mowm_ros.device import check_device
 from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
 from mowm_ros.memory.store import MemoryStore
@@ -64,7 +65,7 @@ class Frame:
 @dataclass
 class WorldModelConfig:
     checkpoint: str = ''                 # '' = the checkpoint shipped with the package
-    device: str = 'auto'                 # auto | cpu | cuda
+    device: str = 'auto'                 # auto | cpu | cuda | cuda:N
     sampler_steps: int = 4
     experts: tuple = EXPERTS
     weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 1.0,
@@ -85,8 +86,7 @@ class WorldModelConfig:
         if unknown or 'short_term' not in self.experts:
             raise ValueError(f'experts must include short_term and be among {EXPERTS}, got '
                              f'{self.experts}')
-        if self.device not in ('auto', 'cpu', 'cuda'):
-            raise ValueError(f'device must be auto, cpu or cuda, got {self.device!r}')
+        check_device(self.device)
         if self.sampler_steps < 1:
             raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
         if self.context_interval_s < 0:
@@ -96,12 +96,18 @@ class WorldModelConfig:
         return asdict(self)
 
 
-def resolve_device(name):
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('device "cuda" requested but CUDA is not available')
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device of a device name; a CUDA device this machine lacks is refused."""
+    check_device(name)
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device "{name}" requested but CUDA is not available')
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f'device "{name}" requested but this machine has '
+                         f'{torch.cuda.device_count()} CUDA devices')
+    return device
 
 
 def spatial_config_for(checkpoint_config):

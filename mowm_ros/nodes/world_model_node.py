@@ -22,6 +22,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from mowm_ros.device import check_device
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
@@ -106,8 +107,11 @@ def check_parameter(name, value):
         return f'{name} must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
     if name == 'composition' and value not in ('contrastive', 'naive'):
         return f"composition must be 'contrastive' or 'naive', got {value!r}"
-    if name == 'device' and value not in ('auto', 'cpu') and not value.startswith('cuda'):
-        return f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}"
+    if name == 'device':
+        try:
+            check_device(value)
+        except ValueError as exc:
+            return str(exc)
     if name == 'camera_extrinsics':
         try:
             extrinsics_matrix(value, name)

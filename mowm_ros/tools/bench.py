@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import importlib
 import typing
 
+from mowm_ros.device import DEVICE_HELP, device_argument
+
 
 @dataclass
 class Benchmark:
@@ -57,7 +59,8 @@ def add_model_arguments(parser):
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 4, 8],
                         help='sampler step counts to time')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_argument,
+                        help=f'{DEVICE_HELP} (default: auto)')
 
 
 register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
@@ -79,7 +82,8 @@ def add_scaling_arguments(parser):
     parser.add_argument('--max-points', type=int, default=0,
                         help='spatial memory cap (0: the world model default)')
     parser.add_argument('--plot', help='PNG plot path (default: --out with .png)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_argument,
+                        help=f'{DEVICE_HELP} (default: auto)')
 
 
 register('scaling', 'latency and resident memory after 100, 1,000 and 10,000 observed '

@@ -15,6 +15,8 @@ model's navigator (all experts, no memory) and a non-learned explorer; it writes
 import logging
 import sys
 
+from mowm_ros.device import DEVICE_HELP, device_argument
+
 
 def _config(args):
     from mowm_ros.evaluation.rows import ROW_KEYS, rows_from_keys
@@ -103,7 +105,8 @@ def add_navigation_parser(benchmarks):
     nav.add_argument('--out', default='runs/nav_eval', help='output directory')
     nav.add_argument('--checkpoint', default='',
                      help="checkpoint directory ('' = the shipped one)")
-    nav.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    nav.add_argument('--device', default='auto', type=device_argument,
+                     help=f'{DEVICE_HELP} (default: auto)')
     nav.add_argument('--mazes', type=int, default=6)
     nav.add_argument('--goals-per-maze', type=int, default=2)
     nav.add_argument('--seed-start', type=int, default=200_000,
@@ -135,7 +138,8 @@ def add_parser(subparsers):
     maze.add_argument('--cache', help='generated episodes (default: OUT/episodes)')
     maze.add_argument('--checkpoint', default='',
                       help="checkpoint directory ('' = the shipped one)")
-    maze.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    maze.add_argument('--device', default='auto', type=device_argument,
+                      help=f'{DEVICE_HELP} (default: auto)')
     maze.add_argument('--episodes', type=int, default=32)
     maze.add_argument('--seed-start', type=int, default=100_000,
                       help='first held-out seed (training used seeds 0-23)')
