@@ -22,7 +22,8 @@ from mowm_ros.model import checkpoint
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
 from mowm_ros.model.diffusion import Diffusion
-from mowm_ros.model.experts import Conditioning, DENOISER, DenoiserEvaluator
+from mowm_ros.model.experts import (Conditioning, DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator,
+                                    EXPERT_NAMES)
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
 from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
                                    to_model_frame)
@@ -31,8 +32,6 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
-
-EXPERTS = ('short_term', 'episodic', 'spatial')
 
 
 @dataclass
@@ -67,9 +66,8 @@ class WorldModelConfig:
     checkpoint: str = ''                 # '' = the checkpoint shipped with the package
     device: str = 'auto'                 # auto | cpu | cuda | cuda:N
     sampler_steps: int = 4
-    experts: tuple = EXPERTS
-    weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 1.0,
-                                                   'spatial': 2.0})
+    experts: tuple = EXPERT_NAMES
+    weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     composition: str = 'contrastive'     # contrastive | naive
     episodic_sees_recent_context: bool = True
     context_interval_s: float = 0.5      # spacing of short-term context frames
@@ -82,9 +80,9 @@ class WorldModelConfig:
 
     def __post_init__(self):
         self.experts = tuple(self.experts)
-        unknown = set(self.experts) - set(EXPERTS)
+        unknown = set(self.experts) - set(EXPERT_NAMES)
         if unknown or 'short_term' not in self.experts:
-            raise ValueError(f'experts must include short_term and be among {EXPERTS}, got '
+            raise ValueError(f'experts must include short_term and be among {EXPERT_NAMES}, got '
                              f'{self.experts}')
         check_device(self.device)
         if self.sampler_steps < 1:

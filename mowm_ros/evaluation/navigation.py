@@ -37,6 +37,7 @@ import time
 from mowm_ros import geometry
 from mowm_ros.atomic import atomic_write
 from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix
+from mowm_ros.model.experts import EXPERT_NAMES
 from mowm_ros.planning.navigator import NavigatorConfig
 from mowm_ros.planning.paths import base_yaw
 import numpy as np
@@ -47,7 +48,7 @@ RESULT_FORMAT = 2
 NAVIGATION_SEED_START = 200_000
 ROW_NAMES = {'all': 'world model, all experts', 'no_memory': 'world model, no memory',
              'explore': 'non-learned baseline'}
-ROW_EXPERTS = {'all': ('short_term', 'episodic', 'spatial'), 'no_memory': ('short_term',)}
+ROW_EXPERTS = {'all': EXPERT_NAMES, 'no_memory': ('short_term',)}
 
 
 def _navigator_defaults():

@@ -24,6 +24,7 @@ from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
 from mowm_ros.evaluation.sliding_window import imagine_sliding_window, STRIDES
+from mowm_ros.model.experts import EXPERT_NAMES
 from mowm_ros.model.frames import to_model_frame
 import numpy as np
 
@@ -131,7 +132,7 @@ def make_world_model(config):
     from mowm_ros.world_model import WorldModel, WorldModelConfig
 
     experts = sorted({name for row in config.rows for name in row.experts},
-                     key=('short_term', 'episodic', 'spatial').index)
+                     key=EXPERT_NAMES.index)
     return WorldModel(WorldModelConfig(
         checkpoint=str(config.checkpoint), device=config.device,
         sampler_steps=config.sampler_steps, experts=tuple(experts), bf16=config.bf16,

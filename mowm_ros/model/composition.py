@@ -17,7 +17,7 @@ the sampler turn the composed v into the exact composed eps.
 """
 
 from mowm_ros.model import experts as library
-from mowm_ros.model.experts import Query
+from mowm_ros.model.experts import DEFAULT_WEIGHTS, MEMORY_EXPERTS, Query
 import torch
 
 MODES = ('contrastive', 'naive')
@@ -73,12 +73,13 @@ class Composition:
 
 
 def expert_set(names, weights, recent_context_for_episodic=True):
-    """Build experts by name ('short_term', 'episodic', 'spatial') with their weights."""
+    """Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS)."""
+    weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
-        'short_term': lambda: library.short_term_expert(weights.get('short_term', 1.0)),
-        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0),
+        'short_term': lambda: library.short_term_expert(weights['short_term']),
+        'episodic': lambda: library.episodic_expert(weights['episodic'],
                                                     recent_context_for_episodic),
-        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0)),
+        'spatial': lambda: library.spatial_expert(weights['spatial']),
     }
     unknown = set(names) - set(factories)
     if unknown:
@@ -93,12 +94,13 @@ def recall_composition(names, weights):
     It predicts the view at a pose from the memories alone: for a place metres away from the
     robot the recent frames say nothing (the network was trained with context dropout).
     """
-    memory = [name for name in names if name in ('episodic', 'spatial')]
+    memory = [name for name in names if name in MEMORY_EXPERTS]
     if not memory:
         raise ValueError(f'recalling needs a memory expert (episodic, spatial), got {names}')
+    weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
-        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0), False),
-        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0), False),
+        'episodic': lambda: library.episodic_expert(weights['episodic'], False),
+        'spatial': lambda: library.spatial_expert(weights['spatial'], False),
     }
     return Composition([factories[name]() for name in memory], 'contrastive',
                        base=Query(context=False))

@@ -9,10 +9,16 @@ it, without touching the others.
 """
 
 from dataclasses import dataclass, field
+import types
 
 import torch
 
 DENOISER = 'denoiser'
+# The experts by name, in the order they are composed; short_term is the base of every set.
+EXPERT_NAMES = ('short_term', 'episodic', 'spatial')
+MEMORY_EXPERTS = ('episodic', 'spatial')
+# Their default weights (read-only; copy with dict(DEFAULT_WEIGHTS) to change one).
+DEFAULT_WEIGHTS = types.MappingProxyType({'short_term': 1.0, 'episodic': 1.0, 'spatial': 2.0})
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class Expert:
     description: str = field(default='', compare=False)
 
 
-def short_term_expert(weight=1.0):
+def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']):
     """
     Recent frames and motions: the base of every composition.
 
@@ -63,14 +69,14 @@ def short_term_expert(weight=1.0):
                   description='recent frames vs context dropped')
 
 
-def episodic_expert(weight=1.0, recent_context=True):
+def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True):
     """Network + LoRA finetuned on the episodic buffer; its twin is the frozen network."""
     return Expert('episodic', Query(context=recent_context, adapter=True),
                   Query(context=recent_context, adapter=False), weight,
                   description='finetuned adapters vs frozen network')
 
 
-def spatial_expert(weight=2.0, recent_context=True):
+def spatial_expert(weight=DEFAULT_WEIGHTS['spatial'], recent_context=True):
     """Render the spatial memory at the target pose; its twin sees the render blanked."""
     return Expert('spatial', Query(context=recent_context, render=True),
                   Query(context=recent_context, render=False), weight,

@@ -27,6 +27,7 @@ from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
+from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
 from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
@@ -51,8 +52,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 PARAMETERS = {
     'checkpoint': '', 'device': 'auto', 'sampler_steps': 4, 'horizon': 4,
     'frame_interval_s': 0.5, 'prediction_period_s': 1.0,
-    'experts': ['short_term', 'episodic', 'spatial'], 'composition': 'contrastive',
-    'weight_short_term': 1.0, 'weight_episodic': 1.0, 'weight_spatial': 2.0,
+    'experts': list(EXPERT_NAMES), 'composition': 'contrastive',
+    **{f'weight_{name}': weight for name, weight in DEFAULT_WEIGHTS.items()},
     'finetune': True, 'max_points': 1_000_000, 'voxel_size': 0.0, 'keyframe_capacity': 1000,
     'keyframe_min_translation': 0.3, 'keyframe_min_rotation': 0.35, 'snapshot_dir': '',
     'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
@@ -92,7 +93,6 @@ _AT_LEAST = {'sampler_steps': 1, 'horizon': 1, 'max_points': 1, 'keyframe_capaci
              'goal_approach_distance_m': 0.0, 'goal_robot_radius_m': 0.0}
 _POSITIVE = ('frame_interval_s', 'prediction_period_s', 'memory_period_s', 'max_odom_gap_s',
              'costmap_resolution', 'goal_arrive_distance_m')
-_EXPERTS = ('short_term', 'episodic', 'spatial')
 
 
 def check_parameter(name, value):
@@ -103,8 +103,8 @@ def check_parameter(name, value):
         return f'{name} must be >= {_AT_LEAST[name]}, got {value}'
     if name in _POSITIVE and not value > 0:
         return f'{name} must be > 0, got {value}'
-    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(_EXPERTS)):
-        return f'{name} must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
+    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(EXPERT_NAMES)):
+        return f'{name} must be a non-empty subset of {list(EXPERT_NAMES)}, got {list(value)}'
     if name == 'composition' and value not in ('contrastive', 'naive'):
         return f"composition must be 'contrastive' or 'naive', got {value!r}"
     if name == 'device':
@@ -139,8 +139,7 @@ def model_config_from(params):
         checkpoint=directory, device=params['device'],
         sampler_steps=int(params['sampler_steps']), experts=tuple(params['experts']),
         composition=params['composition'],
-        weights={'short_term': params['weight_short_term'],
-                 'episodic': params['weight_episodic'], 'spatial': params['weight_spatial']},
+        weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
 
 

@@ -26,6 +26,7 @@ import math
 import time
 
 from mowm_ros.memory.spatial import FREE, OCCUPIED, UNKNOWN
+from mowm_ros.model.experts import MEMORY_EXPERTS
 from mowm_ros.planning.goal_planner import GoalPlanner, GoalPlannerConfig
 from mowm_ros.planning.paths import base_yaw, planar_base_pose, tilt_of
 import numpy as np
@@ -33,7 +34,6 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 
 STAGES = ('route', 'approach', 'arrived')
-MEMORY_EXPERTS = ('episodic', 'spatial')
 
 
 def _approach_defaults():

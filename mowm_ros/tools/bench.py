@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import importlib
 import typing
 
-from mowm_ros.device import DEVICE_HELP, device_argument
+from mowm_ros.device import device_argument, DEVICE_HELP
 
 
 @dataclass

@@ -15,7 +15,7 @@ model's navigator (all experts, no memory) and a non-learned explorer; it writes
 import logging
 import sys
 
-from mowm_ros.device import DEVICE_HELP, device_argument
+from mowm_ros.device import device_argument, DEVICE_HELP
 
 
 def _config(args):
