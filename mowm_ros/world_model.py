@@ -21,9 +21,9 @@ from mowm_ros.memory.store import MemoryStore
 from mowm_ros.model import checkpoint
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
+from mowm_ros.model.denoiser import Conditioning
 from mowm_ros.model.diffusion import Diffusion
-from mowm_ros.model.experts import (Conditioning, DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator,
-                                    EXPERT_NAMES)
+from mowm_ros.model.experts import DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
 from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
                                    to_model_frame)

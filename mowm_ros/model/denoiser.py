@@ -2,10 +2,10 @@
 Pixel-space U-Net denoiser for 64x64 frames, conditioned on recent frames, motion, pose, memory.
 
 Inputs, stacked on channels: the noisy target, K context frames, the spatial-memory render
-(RGB + coverage mask). The noise level, the relative motions, the target's absolute pose and
-the "context visible" / "render visible" flags enter through an embedding that modulates every
-residual block (adaptive group norm). The first layer packs 2x2 pixels into channels so the
-network works at 32, 16 and 8 pixels, which keeps it fast on a CPU.
+(RGB + coverage mask), all from a ``Conditioning``. The noise level, the relative motions, the
+target's absolute pose and the "context visible" / "render visible" ``Flags`` enter through an
+embedding that modulates every residual block (adaptive group norm). The first layer packs 2x2
+pixels into channels so the network works at 32, 16 and 8 pixels, which keeps it fast on a CPU.
 """
 
 from dataclasses import asdict, dataclass
@@ -15,6 +15,34 @@ from mowm_ros.model.lora import AdaptableConv2d
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+
+@dataclass
+class Conditioning:
+    """What a batch of N target frames is predicted from (tensors on the model's device)."""
+
+    context: torch.Tensor       # (N, K, 3, H, W) in [-1, 1]
+    motions: torch.Tensor       # (N, K, 3) frame-to-next motion, the last one to the target
+    target_pose: torch.Tensor   # (N, 4) x, y, cos yaw, sin yaw in the map frame
+    render: torch.Tensor        # (N, 4, H, W) render RGB in [-1, 1] + coverage mask
+
+    @property
+    def batch_size(self) -> int:
+        return self.context.shape[0]
+
+    def repeat(self, times: int) -> 'Conditioning':
+        """Return the batch repeated ``times`` over: N * times rows, copy after copy."""
+        return Conditioning(*(tensor.repeat(times, *([1] * (tensor.dim() - 1))) for tensor in
+                              (self.context, self.motions, self.target_pose, self.render)))
+
+
+@dataclass
+class Flags:
+    """What one forward pass sees, per sample (N,): 1 on, 0 off."""
+
+    context_visible: torch.Tensor   # recent frames and motions (0: dropped, as in training)
+    render_visible: torch.Tensor    # the spatial-memory render (0: blanked)
+    adapter_scale: torch.Tensor = None   # LoRA updates (None: no adapters at all)
 
 
 @dataclass
@@ -167,22 +195,23 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x_t, logsnr, context, motions, target_pose, render, context_visible,
-                render_visible, adapter_scale=None):
+    def forward(self, x_t: torch.Tensor, logsnr: torch.Tensor, cond: Conditioning,
+                flags: Flags) -> torch.Tensor:
         """
-        Predict v for ``x_t`` (N, 3, H, W).
+        Predict v for ``x_t`` (N, 3, H, W) at noise level ``logsnr`` (N,).
 
-        context (N, K, 3, H, W) and render (N, 4, H, W: RGB in [-1, 1] + mask in {0, 1}) are
-        zeroed where their visibility flag (N,) is 0, as during training with dropout.
-        adapter_scale (N,) switches LoRA updates on per sample (None: no adapters).
+        The context and motions, and the render, of ``cond`` are zeroed where their visibility
+        flag is 0, as during training with dropout; ``flags.adapter_scale`` switches LoRA
+        updates on per sample.
         """
-        context_visible = context_visible.to(x_t.dtype)
-        render_visible = render_visible.to(x_t.dtype)
-        context = context * context_visible.view(-1, 1, 1, 1, 1)
-        motions = motions * context_visible.view(-1, 1, 1)
-        render = render * render_visible.view(-1, 1, 1, 1)
-        flags = torch.stack([context_visible, render_visible], dim=-1)
-        embedding = self.embedding(logsnr, motions, target_pose, flags)
+        context_visible = flags.context_visible.to(x_t.dtype)
+        render_visible = flags.render_visible.to(x_t.dtype)
+        adapter_scale = flags.adapter_scale
+        context = cond.context * context_visible.view(-1, 1, 1, 1, 1)
+        motions = cond.motions * context_visible.view(-1, 1, 1)
+        render = cond.render * render_visible.view(-1, 1, 1, 1)
+        visible = torch.stack([context_visible, render_visible], dim=-1)
+        embedding = self.embedding(logsnr, motions, cond.target_pose, visible)
 
         h = torch.cat([x_t, context.flatten(1, 2), render], dim=1)
         h = self.stem(F.pixel_unshuffle(h, 2))

@@ -11,6 +11,7 @@ it, without touching the others.
 from dataclasses import dataclass, field
 import types
 
+from mowm_ros.model.denoiser import Conditioning, Flags
 import torch
 
 DENOISER = 'denoiser'
@@ -29,20 +30,6 @@ class Query:
     render: bool = False      # spatial-memory render visible
     adapter: bool = False     # episodic LoRA adapters switched on
     network: str = DENOISER
-
-
-@dataclass
-class Conditioning:
-    """What a batch of N target frames is predicted from (tensors on the model's device)."""
-
-    context: torch.Tensor       # (N, K, 3, H, W) in [-1, 1]
-    motions: torch.Tensor       # (N, K, 3) frame-to-next motion, the last one to the target
-    target_pose: torch.Tensor   # (N, 4) x, y, cos yaw, sin yaw in the map frame
-    render: torch.Tensor        # (N, 4, H, W) render RGB in [-1, 1] + coverage mask
-
-    @property
-    def batch_size(self):
-        return self.context.shape[0]
 
 
 @dataclass
@@ -90,7 +77,8 @@ class DenoiserEvaluator:
         self.network = network
         self.autocast_dtype = autocast_dtype
 
-    def __call__(self, queries, x_t, logsnr, cond):
+    def __call__(self, queries: list, x_t: torch.Tensor, logsnr: torch.Tensor,
+                 cond: Conditioning) -> list:
         n = x_t.shape[0]
         q = len(queries)
         device = x_t.device
@@ -99,14 +87,10 @@ class DenoiserEvaluator:
             return torch.tensor([float(getattr(query, attribute)) for query in queries],
                                 device=device).repeat_interleave(n)
 
-        def tile(tensor):
-            return tensor.repeat(q, *([1] * (tensor.dim() - 1)))
-
         adapter_scale = flag('adapter') if any(query.adapter for query in queries) else None
+        flags = Flags(flag('context'), flag('render'), adapter_scale)
         autocast = torch.autocast(device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
         with autocast:
-            v = self.network(tile(x_t), tile(logsnr), tile(cond.context), tile(cond.motions),
-                             tile(cond.target_pose), tile(cond.render), flag('context'),
-                             flag('render'), adapter_scale)
+            v = self.network(x_t.repeat(q, 1, 1, 1), logsnr.repeat(q), cond.repeat(q), flags)
         return list(v.float().split(n))

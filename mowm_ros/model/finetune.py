@@ -14,8 +14,10 @@ import logging
 import threading
 
 from mowm_ros import geometry
+from mowm_ros.model.denoiser import Conditioning, Flags
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.lora import adapter_parameters, adapter_state, add_lora, load_adapter_state
+from mowm_ros.model.training import diffusion_loss, dropout_flags
 import numpy as np
 import torch
 
@@ -185,17 +187,17 @@ class EpisodicFinetuner:
                 keyframes, indices, self.context_frames, self.origin))
         n = len(indices)
         size = target.shape[-1]
-        context_visible = (torch.rand(n, generator=self.generator, device=self.device) >=
-                           self.config.context_dropout).float()
-        render = torch.zeros(n, 4, size, size, device=self.device)
-        zeros, ones = torch.zeros(n, device=self.device), torch.ones(n, device=self.device)
-
-        def predict_v(x_t, logsnr):
-            return self.network(x_t, logsnr, context, motions, target_pose, render,
-                                context_visible, zeros, ones)
-
+        # No render (the episodic expert remembers through its adapters), adapters on.
+        flags = Flags(
+            context_visible=dropout_flags(n, self.config.context_dropout, self.device,
+                                          self.generator),
+            render_visible=torch.zeros(n, device=self.device),
+            adapter_scale=torch.ones(n, device=self.device))
+        cond = Conditioning(context=context, motions=motions, target_pose=target_pose,
+                            render=torch.zeros(n, 4, size, size, device=self.device))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = self.diffusion.loss(predict_v, target, self.generator)
+            loss = diffusion_loss(self.network, self.diffusion, target, cond, flags,
+                                  self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

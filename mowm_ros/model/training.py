@@ -16,9 +16,8 @@ from pathlib import Path
 import time
 
 from mowm_ros.model import checkpoint
-from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.denoiser import Conditioning, Denoiser, DenoiserConfig, Flags
 from mowm_ros.model.diffusion import Diffusion, DiffusionConfig
-from mowm_ros.model.experts import Conditioning
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -92,15 +91,15 @@ def batch_to_model_inputs(batch, device):
     return target, cond
 
 
-def diffusion_loss(network, diffusion, target, cond, context_visible, render_visible,
-                   generator=None, adapter_scale=None):
-    def predict_v(x_t, logsnr):
-        return network(x_t, logsnr, cond.context, cond.motions, cond.target_pose, cond.render,
-                       context_visible, render_visible, adapter_scale)
-    return diffusion.loss(predict_v, target, generator)
+def diffusion_loss(network, diffusion: Diffusion, target: torch.Tensor, cond: Conditioning,
+                   flags: Flags, generator=None) -> torch.Tensor:
+    """Return the v-prediction loss of ``network`` on clean ``target`` frames."""
+    return diffusion.loss(lambda x_t, logsnr: network(x_t, logsnr, cond, flags), target,
+                          generator)
 
 
-def dropout_flags(batch_size, probability, device, generator=None):
+def dropout_flags(batch_size: int, probability: float, device, generator=None) -> torch.Tensor:
+    """Return (batch_size,) visibility flags, each 0 with ``probability``, else 1."""
     return (torch.rand(batch_size, device=device, generator=generator) >= probability).float()
 
 
@@ -194,13 +193,12 @@ class Trainer:
     def train_step(self, batch):
         target, cond = batch_to_model_inputs(batch, self.device)
         n = target.shape[0]
-        context_visible = dropout_flags(n, self.config.context_dropout, self.device)
-        render_visible = dropout_flags(n, self.config.render_dropout, self.device)
+        flags = Flags(context_visible=dropout_flags(n, self.config.context_dropout, self.device),
+                      render_visible=dropout_flags(n, self.config.render_dropout, self.device))
         for group in self.optimizer.param_groups:
             group['lr'] = learning_rate_at(self.step, self.config)
         with self.autocast:
-            loss = diffusion_loss(self.network, self.diffusion, target, cond, context_visible,
-                                  render_visible)
+            loss = diffusion_loss(self.network, self.diffusion, target, cond, flags)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
@@ -228,8 +226,8 @@ class Trainer:
             for key, render_visible in (('val_loss', ones), ('val_loss_no_render', 0 * ones)):
                 generator.manual_seed(1234 + index)
                 with self.autocast:
-                    loss = diffusion_loss(model, self.diffusion, target, cond, ones,
-                                          render_visible, generator)
+                    loss = diffusion_loss(model, self.diffusion, target, cond,
+                                          Flags(ones, render_visible), generator)
                 totals[key].append(loss.item())
         return {k: float(np.mean(v)) for k, v in totals.items() if v}
 
