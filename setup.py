@@ -7,8 +7,8 @@ package_name = 'mowm_ros'
 
 # The one place where Python dependencies are declared; constraints.txt pins the versions
 # that matter (torch among them: a pin here would stop a ROS user's CUDA build of torch).
-# Pinned here only where another version breaks the package (see the comments). Never add PyPI's `launch`: it is an unrelated 2017 package that would shadow
-# ROS 2's launch.
+# Pinned here only where another version breaks the package (see the comments). Never add
+# PyPI's `launch`: it is an unrelated 2017 package that would shadow ROS 2's launch.
 core_requires = [
     'numpy>=2.0',
     'torch',

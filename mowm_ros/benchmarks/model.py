@@ -15,6 +15,12 @@ import statistics
 import tempfile
 import time
 
+from mowm_ros import geometry
+from mowm_ros.data.episode import load_episode
+from mowm_ros.model.checkpoint import save_checkpoint
+from mowm_ros.model.denoiser import Denoiser
+from mowm_ros.model.diffusion import DiffusionConfig
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import torch
 
@@ -28,8 +34,6 @@ EXPERT_SETS = {
 
 def synthetic_frames(count, size=64, seed=0):
     """Frames of a camera walking down a corridor of random colour stripes, with depth."""
-    from mowm_ros import geometry
-    from mowm_ros.world_model import Frame
     rng = np.random.default_rng(seed)
     K = geometry.intrinsics_from_fovy(80.0, size, size)
     frames = []
@@ -43,8 +47,6 @@ def synthetic_frames(count, size=64, seed=0):
 
 
 def episode_frames(path, count):
-    from mowm_ros.data.episode import load_episode
-    from mowm_ros.world_model import Frame
     episode = load_episode(path)
     return [Frame(rgb=episode.rgb[i], pose=episode.pose[i], K=episode.K,
                   stamp=int(episode.stamp[i]),
@@ -53,9 +55,6 @@ def episode_frames(path, count):
 
 
 def random_checkpoint(directory):
-    from mowm_ros.model.checkpoint import save_checkpoint
-    from mowm_ros.model.denoiser import Denoiser
-    from mowm_ros.model.diffusion import DiffusionConfig
     save_checkpoint(directory, Denoiser(), DiffusionConfig())
     return directory
 
@@ -68,7 +67,6 @@ def percentile_summary(values):
 
 
 def bench(args):
-    from mowm_ros.world_model import WorldModel, WorldModelConfig
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint
     temporary = None

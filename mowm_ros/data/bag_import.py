@@ -20,6 +20,8 @@ from mowm_ros.data.resize import resize_depth, resize_rgb
 from mowm_ros.data.revisit import revisit_labels, RevisitConfig
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix as parse_extrinsics
 import numpy as np
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.typesys import get_typestore, Stores
 
 GENERATOR = 'mowm_ros.data.bag_import'
 GENERATOR_VERSION = '1.0'
@@ -105,9 +107,6 @@ class _Reading:
 
 
 def _read(path, config):
-    from rosbags.highlevel import AnyReader, AnyReaderError
-    from rosbags.typesys import get_typestore, Stores
-
     wanted = {config.image_topic: (IMAGE_TYPE,), config.info_topic: (INFO_TYPE,),
               config.odom_topic: tuple(POSE_TYPES)}
     if config.depth_topic:

@@ -17,8 +17,9 @@ import time
 
 from mowm_ros.data.episode import check_episode_file, EpisodeError, load_episode, save_episode
 from mowm_ros.data.exploration import ExplorationConfig
-from mowm_ros.data.maze_env import episode_name, GenerationConfig
+from mowm_ros.data.maze_env import episode_name, generate_episode, GenerationConfig
 from mowm_ros.data.revisit import RevisitConfig
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def _init_worker():
 
 def generate_one(task):
     """Generate and save one episode; ``task`` is (seed, params, output path). Return stats."""
-    from mowm_ros.data.maze_env import generate_episode
-
     seed, params, path = task
     try:
         episode, stats = generate_episode(seed, config_from_params(params))
@@ -122,8 +121,6 @@ def generate_dataset(out_dir, seeds, config, workers=2, force=False, verify=Fals
             log.warning('regenerating %s: %s', path.name, state)
             report.replaced.append((path.name, state))
         tasks.append((seed, params, str(path)))
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit='episode', disable=not progress, desc='generate')
     try:

@@ -91,7 +91,8 @@ class MazeRobot:
     def _start(self, respawned=False):
         """Build the maze and spawn the robot (again: same seed, same maze and spawn)."""
         self.env = make_env(self.maze_size, self.seed, self.image_size)
-        from dm_control.rl.control import PhysicsError   # importable once make_env ran
+        # lazy: the optional `sim` extra, importable once make_env has set MUJOCO_GL
+        from dm_control.rl.control import PhysicsError
 
         self._physics_error = PhysicsError
         self.timestep = self.env.reset()

@@ -1,12 +1,11 @@
 """Resampling of frames to the model resolution (colour by area averaging, depth by nearest)."""
 
 import numpy as np
+from PIL import Image
 
 
 def resize_rgb(rgb, width, height=None):
     """Return uint8 (height, width, 3): each output pixel averages the area it covers."""
-    from PIL import Image
-
     height = height or width
     if rgb.shape[:2] == (height, width):
         return rgb

@@ -20,13 +20,16 @@ from pathlib import Path
 import time
 
 from mowm_ros.atomic import atomic_write
+from mowm_ros.data.maze_env import GenerationConfig
 from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
 from mowm_ros.evaluation.sliding_window import imagine_sliding_window, STRIDES
 from mowm_ros.model.experts import EXPERT_NAMES
 from mowm_ros.model.frames import to_model_frame
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +104,6 @@ class EvalConfig:
 
 def world_model_settings():
     """Return the expert weights and finetuning settings every row is predicted with."""
-    from mowm_ros.world_model import WorldModelConfig
-
     defaults = WorldModelConfig()
     return {'weights': defaults.weights, 'finetune': defaults.finetune.to_dict()}
 
@@ -129,8 +130,6 @@ def load_result(config, seed):
 
 
 def make_world_model(config):
-    from mowm_ros.world_model import WorldModel, WorldModelConfig
-
     experts = sorted({name for row in config.rows for name in row.experts},
                      key=EXPERT_NAMES.index)
     return WorldModel(WorldModelConfig(
@@ -141,8 +140,6 @@ def make_world_model(config):
 
 def observe_context(model, episode, split, finetune_sync):
     """Feed the observed frames to ``model``; return what the memories hold afterwards."""
-    from mowm_ros.world_model import Frame
-
     started = time.perf_counter()
     uses_finetuning = 'episodic' in model.config.experts and model.config.finetune_on_observe
     for index in split.observed:
@@ -236,9 +233,6 @@ def run_evaluation(config, episode_source=None, progress=True):
     ``episode_source(seed)`` returns an Episode; by default a MazeEpisodeCache in
     ``config.cache`` generates Memory Maze episodes there once.
     """
-    from mowm_ros.data.maze_env import GenerationConfig
-    from tqdm import tqdm
-
     if episode_source is None:
         episode_source = MazeEpisodeCache(config.cache, GenerationConfig(
             maze_size=config.maze_size, steps=config.episode_steps))

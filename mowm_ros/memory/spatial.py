@@ -407,7 +407,7 @@ class SpatialMemory:
     def to_open3d(self):
         """Return the cloud as an open3d tensor PointCloud (positions, colors in [0, 1])."""
         xyz, rgb = self.points_and_colors()
-        import open3d as o3d  # only needed for export; the memory itself is numpy
+        import open3d as o3d  # lazy: slow to import, only for export; the memory is numpy
         cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(xyz))
         cloud.point.colors = o3d.core.Tensor(rgb.astype(np.float32) / 255.0)
         return cloud

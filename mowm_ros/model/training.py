@@ -18,12 +18,14 @@ import time
 from mowm_ros.model import checkpoint
 from mowm_ros.model.denoiser import Conditioning, Denoiser, DenoiserConfig, Flags
 from mowm_ros.model.diffusion import Diffusion, DiffusionConfig
+from mowm_ros.model.samples import sample_strip
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 import yaml
 
 log = logging.getLogger(__name__)
@@ -247,7 +249,6 @@ class Trainer:
 
     def fit(self, progress=True):
         """Train until config.steps or config.max_minutes; checkpoints allow resuming."""
-        from tqdm import tqdm
         config = self.config
         start = time.monotonic()
         bar = tqdm(total=config.steps, initial=self.step, desc='train',
@@ -295,7 +296,6 @@ class Trainer:
 
     def write_samples(self, count=6):
         """Save a PNG strip: last context frame, render, predictions, ground truth."""
-        from mowm_ros.model.samples import sample_strip
         batch = next(iter(DataLoader(self.val_set, batch_size=count, shuffle=False)))
         target, cond = batch_to_model_inputs(batch, self.device)
         path = self.out_dir / 'samples' / f'step_{self.step:07d}.png'

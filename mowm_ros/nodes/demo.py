@@ -22,6 +22,7 @@ from mowm_ros.nodes.world_model_node import RELIABLE_2, WorldModelNode
 from mowm_ros.planning.paths import base_yaw
 from nav_msgs.msg import Odometry, Path as PathMsg
 import numpy as np
+from PIL import Image as PILImage
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -194,7 +195,6 @@ def summarise(comparisons, monitor, world_model, wall_s):
 
 
 def write_strip(comparisons, path, count):
-    from PIL import Image as PILImage
     revisits = [c for c in comparisons if c['revisit']] or comparisons
     if not revisits:
         return None
@@ -212,7 +212,7 @@ def write_strip(comparisons, path, count):
 
 
 def write_cloud(world_model, path):
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import, only for this export
     o3d.t.io.write_point_cloud(str(path), world_model.model.spatial.to_open3d())
     return path
 

@@ -9,6 +9,9 @@ executable says what it needs and exits with status 1.
 
 import sys
 
+from nav_msgs.msg import Path
+import rclpy
+
 NAV2_MISSING = ('mowm_nav2_bridge needs Nav2: nav2_simple_commander is not importable. '
                 'Install Nav2 (e.g. apt install ros-$ROS_DISTRO-nav2-simple-commander) and '
                 'source its setup.bash; see config/nav2_params.yaml for the costmap wiring.')
@@ -16,7 +19,7 @@ NAV2_MISSING = ('mowm_nav2_bridge needs Nav2: nav2_simple_commander is not impor
 
 def nav2_available():
     try:
-        import nav2_simple_commander.robot_navigator  # noqa: F401
+        import nav2_simple_commander.robot_navigator  # noqa: F401 - lazy: optional Nav2
     except ImportError:
         return False
     return True
@@ -26,9 +29,7 @@ def main(args=None):
     if not nav2_available():
         print(NAV2_MISSING, file=sys.stderr)
         sys.exit(1)
-    import rclpy
-    from nav2_simple_commander.robot_navigator import BasicNavigator
-    from nav_msgs.msg import Path
+    from nav2_simple_commander.robot_navigator import BasicNavigator  # lazy: optional Nav2
 
     rclpy.init(args=args)
     navigator = BasicNavigator(node_name='mowm_nav2_bridge')

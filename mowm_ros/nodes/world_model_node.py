@@ -34,8 +34,8 @@ from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
 from mowm_ros.planning.agreement import memory_agreement
-from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig,
-                                         world_model_imagine, world_model_keyframes)
+from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig, world_model_imagine,
+                                         world_model_keyframes)
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
 from mowm_ros.world_model import Frame, spatial_config_for, WorldModel, WorldModelConfig
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -43,6 +43,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
@@ -309,7 +310,7 @@ class WorldModelNode(Node):
     def _tf_buffer(self):
         """Return a tf2 buffer where tf2_ros is installed (a ROS distribution), else None."""
         try:
-            import tf2_ros
+            import tf2_ros  # lazy: optional, from a ROS distribution
         except ImportError:
             return None
         buffer = tf2_ros.Buffer()
@@ -318,7 +319,6 @@ class WorldModelNode(Node):
 
     def _extrinsics_from_tf(self, camera_frame):
         """Replace camera_extrinsics by TF's base_frame <- camera_frame once it is known."""
-        from rclpy.time import Time
         try:
             transform = self.tf_buffer.lookup_transform(self.params['base_frame'], camera_frame,
                                                         Time())
@@ -339,7 +339,7 @@ class WorldModelNode(Node):
     def _subscribe_with_message_filters(self):
         """Pair colour and depth with message_filters where it is installed; return whether."""
         try:
-            import message_filters
+            import message_filters  # lazy: optional, from a ROS distribution
         except ImportError:
             return False
         subscribers = [message_filters.Subscriber(self, Image, topic,

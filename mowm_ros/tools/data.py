@@ -12,6 +12,7 @@ def _show_warnings():
 
 def run_generate(args):
     _show_warnings()
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.generate import generate_dataset, ParameterMismatch
     from mowm_ros.data.maze_env import GenerationConfig, max_env_steps
 
@@ -42,6 +43,7 @@ def run_generate(args):
 
 def run_from_bag(args):
     _show_warnings()
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.bag_import import BagImportConfig, BagImportError, import_bag
     from mowm_ros.data.episode import save_episode
 
@@ -67,6 +69,7 @@ def run_from_bag(args):
 
 def episode_summary(path):
     """Return a dict describing one episode file (loaded in full, so damage shows)."""
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.episode import load_episode
 
     episode = load_episode(path)
@@ -83,6 +86,7 @@ def episode_summary(path):
 
 def run_stats(args):
     _show_warnings()
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.episode import episode_paths, EpisodeError
 
     rows, errors = [], []

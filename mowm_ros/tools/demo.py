@@ -12,6 +12,7 @@ import sys
 def run(args):
     os.environ.setdefault('MUJOCO_GL', 'osmesa')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # lazy: keeps `mowm` quick to start
     import torch
     from mowm_ros.nodes.demo import DemoConfig, format_summary, run_demo
     if args.threads:

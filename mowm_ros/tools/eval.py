@@ -19,6 +19,7 @@ from mowm_ros.device import device_argument, DEVICE_HELP
 
 
 def _config(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation.rows import ROW_KEYS, rows_from_keys
     from mowm_ros.evaluation.runner import EvalConfig
 
@@ -36,6 +37,7 @@ def _config(args):
 def _evaluate(args, make_config, run, finished_results, report, count):
     """Run (unless --report-only) and report one benchmark; return the exit status."""
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    # lazy: keeps `mowm` quick to start
     import torch
 
     try:
@@ -57,6 +59,7 @@ def _evaluate(args, make_config, run, finished_results, report, count):
 
 
 def run_memory_maze(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation import report
     from mowm_ros.evaluation.runner import finished_results, run_evaluation
 
@@ -65,6 +68,7 @@ def run_memory_maze(args):
 
 
 def _navigation_config(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation.navigation import NavEvalConfig
 
     index, count = (int(v) for v in args.shard.split('/'))
@@ -80,6 +84,7 @@ def _navigation_config(args):
 
 def quick_settings():
     """Return the settings of a smoke run: one small maze, a short drive, few candidates."""
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.planning.navigator import NavigatorConfig
 
     return {'mazes': 1, 'goals_per_maze': 1, 'explore_steps': 40, 'step_budget': 6,
@@ -91,6 +96,7 @@ def quick_settings():
 
 
 def run_navigation(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation import nav_report
     from mowm_ros.evaluation.navigation import finished_results, run_navigation as run
 
