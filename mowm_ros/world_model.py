@@ -11,13 +11,14 @@ composing the experts at every sampler step and feeding each prediction back as 
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 import logging
+from pathlib import Path
 import threading
 
 from mowm_ros import geometry
 from mowm_ros.device import check_device
 from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
-from mowm_ros.memory.store import MemoryStore
+from mowm_ros.memory.store import MemoryStore, Snapshot
 from mowm_ros.model import checkpoint
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
@@ -44,7 +45,7 @@ class Frame:
     stamp: int                      # nanoseconds
     depth: np.ndarray = None        # float32 (H, W) metres, NaN/0 invalid
 
-    def validate(self):
+    def validate(self) -> None:
         """Raise ValueError naming the first problem; nothing is stored before this passes."""
         rgb = np.asarray(self.rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -90,7 +91,7 @@ class WorldModelConfig:
         if self.context_interval_s < 0:
             raise ValueError('context_interval_s must be >= 0')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
@@ -108,7 +109,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def spatial_config_for(checkpoint_config):
+def spatial_config_for(checkpoint_config) -> SpatialMemoryConfig:
     """Spatial memory settings that render like the training data the checkpoint saw."""
     dataset = checkpoint_config.get('dataset')
     if not dataset:
@@ -135,7 +136,7 @@ class Imagination:
 
 class WorldModel:
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config = config or WorldModelConfig()
         self.device = resolve_device(config.device)
         directory = config.checkpoint or checkpoint.default_checkpoint_dir()
@@ -167,7 +168,7 @@ class WorldModel:
             self.finetuner.start()
 
     # --- memory ------------------------------------------------------------------------
-    def observe(self, frame):
+    def observe(self, frame) -> bool:
         """Validate and store one frame; return whether it became an episodic keyframe."""
         frame.validate()
         height, width = frame.rgb.shape[:2]
@@ -190,16 +191,16 @@ class WorldModel:
             self.finetuner.submit(self.keyframes(), new_keyframes=1)
         return admitted
 
-    def keyframes(self):
+    def keyframes(self) -> KeyframeBatch:
         arrays = self.episodic.snapshot()
         return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
 
     @property
-    def context_ready(self):
+    def context_ready(self) -> bool:
         with self._context_lock:
             return len(self._context) > 0
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget everything observed: memories, context and finetuned adapters."""
         self.finetuner.reset()
         self.spatial.reset()
@@ -208,7 +209,7 @@ class WorldModel:
             self._context.clear()
         self.frames_observed = 0
 
-    def close(self):
+    def close(self) -> None:
         self.finetuner.stop()
 
     # --- prediction --------------------------------------------------------------------
@@ -220,14 +221,14 @@ class WorldModel:
             self.loaded_adapter_version = adapters.version
         return adapters.version
 
-    def composition(self, experts=None, mode=None, weights=None):
+    def composition(self, experts=None, mode=None, weights=None) -> Composition:
         return Composition(expert_set(experts or self.config.experts,
                                       weights or self.config.weights,
                                       self.config.episodic_sees_recent_context),
                            mode or self.config.composition)
 
     @torch.no_grad()
-    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None):
+    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None) -> Imagination:
         """
         Predict the frames seen from camera ``poses``: (H, 4, 4) or a batch of paths (B, H, 4, 4).
 
@@ -268,7 +269,7 @@ class WorldModel:
         return Imagination(np.stack(predictions, axis=1), poses, version, K)
 
     @torch.no_grad()
-    def recall(self, poses, experts=None, steps=None, seed=None):
+    def recall(self, poses, experts=None, steps=None, seed=None) -> np.ndarray:
         """
         Predict the view at each camera pose (N, 4, 4) from the memories alone: (N, S, S, 3).
 
@@ -296,7 +297,7 @@ class WorldModel:
                                      shared_noise=True)
         return tensor_to_images(frames)
 
-    def render_memory(self, poses):
+    def render_memory(self, poses) -> tuple:
         """Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask)."""
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
         with self._context_lock:
@@ -307,18 +308,18 @@ class WorldModel:
         return (np.stack([view.rgb for view in views]).astype(np.uint8),
                 np.stack([view.mask for view in views]).astype(bool))
 
-    def recent_context(self):
+    def recent_context(self) -> list:
         """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
         with self._context_lock:
             return list(self._context)
 
-    def restore_recent_context(self, items):
+    def restore_recent_context(self, items) -> None:
         """Replace the short-term context with ``items`` from ``recent_context()``."""
         with self._context_lock:
             self._context.clear()
             self._context.extend(items)
 
-    def newest_camera_pose(self):
+    def newest_camera_pose(self) -> np.ndarray | None:
         """Return the camera pose of the newest context frame, or None before any frame."""
         with self._context_lock:
             return np.array(self._context[-1][1]) if self._context else None
@@ -348,7 +349,7 @@ class WorldModel:
             render=torch.as_tensor(render, device=device))
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory, keep=2):
+    def save(self, directory, keep=2) -> Path:
         """Snapshot the memories and the finetuned adapters through MemoryStore."""
         adapters = self.finetuner.latest()
         return MemoryStore(directory, keep=keep).save(
@@ -356,7 +357,7 @@ class WorldModel:
             {'adapter_keyframes_seen': adapters.keyframes_seen,
              'checkpoint': str(self.checkpoint_dir)})
 
-    def load(self, directory):
+    def load(self, directory) -> Snapshot | None:
         """Restore the newest valid snapshot; return it (None when there is none)."""
         snapshot = MemoryStore(directory).load()
         if snapshot is None:

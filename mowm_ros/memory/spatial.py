@@ -19,7 +19,7 @@ import threading
 
 from mowm_ros import geometry
 from mowm_ros.memory import voxels
-from mowm_ros.render import render_points
+from mowm_ros.render import render_points, RenderedView
 import numpy as np
 
 OCCUPIED = 100
@@ -74,7 +74,7 @@ class SpatialMemoryConfig:
                 'render_far', 'greater than render_near')
 
     @property
-    def point_size(self):
+    def point_size(self) -> float:
         """Splat side used by ``render`` when none is given."""
         if self.render_point_size is None:
             return 1.5 * self.voxel_size
@@ -105,16 +105,16 @@ class OccupancyGrid:
     height: int
 
     @property
-    def cells(self):
+    def cells(self) -> np.ndarray:
         """Return the grid as a (height, width) view: ``cells[row, col]``, rows along +y."""
         return self.data.reshape(self.height, self.width)
 
-    def cell_of(self, x, y):
+    def cell_of(self, x, y) -> tuple:
         """(row, col) of the cell holding world point (x, y); it may lie outside the grid."""
         return (int(math.floor((y - self.origin_y) / self.resolution)),
                 int(math.floor((x - self.origin_x) / self.resolution)))
 
-    def value_at(self, x, y):
+    def value_at(self, x, y) -> int:
         """Return the value of the cell at world point (x, y): UNKNOWN outside the grid."""
         row, col = self.cell_of(x, y)
         if 0 <= row < self.height and 0 <= col < self.width:
@@ -181,7 +181,7 @@ class SpatialMemory:
     ``render`` copies the points it needs under that lock, so it always sees whole frames.
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config if config is not None else SpatialMemoryConfig()
         self._lock = threading.Lock()
         with self._lock:
@@ -197,7 +197,7 @@ class SpatialMemory:
         self._evicted = 0
         self._dropped = 0
 
-    def reset(self):
+    def reset(self) -> None:
         with self._lock:
             self._clear()
 
@@ -206,12 +206,12 @@ class SpatialMemory:
             return len(self._main) + len(self._recent)
 
     @property
-    def robot_position(self):
+    def robot_position(self) -> np.ndarray:
         """Camera centre of the latest integrated frame: eviction keeps points near it."""
         with self._lock:
             return self._robot_position.copy()
 
-    def stats(self):
+    def stats(self) -> dict:
         with self._lock:
             return {'points': len(self._main) + len(self._recent), 'max_points':
                     self.config.max_points, 'recent_points': len(self._recent),
@@ -220,14 +220,14 @@ class SpatialMemory:
 
     # Integration -----------------------------------------------------------------------------
 
-    def pixel_stride(self, K):
+    def pixel_stride(self, K) -> int:
         """Pixel step used to sample a frame with intrinsics ``K``."""
         if self.config.pixel_stride:
             return self.config.pixel_stride
         focal = min(K[0, 0], K[1, 1])
         return max(1, int(focal * self.config.voxel_size / self.config.max_depth))
 
-    def integrate(self, rgb, depth, pose, K, stamp):
+    def integrate(self, rgb, depth, pose, K, stamp) -> IntegrationResult:
         """
         Fuse one RGB-D frame taken at ``pose`` (world <- optical camera) into the memory.
 
@@ -324,7 +324,7 @@ class SpatialMemory:
 
     # Eviction --------------------------------------------------------------------------------
 
-    def eviction_scores(self, xyz, last_seen):
+    def eviction_scores(self, xyz, last_seen) -> np.ndarray:
         """Higher for points seen long ago and far from the robot: these are evicted first."""
         age_s = (self._clock - last_seen) / 1e9
         distance = np.linalg.norm(xyz - self._robot_position.astype(np.float32), axis=1)
@@ -350,7 +350,7 @@ class SpatialMemory:
     # Views and exports -----------------------------------------------------------------------
 
     def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-               far=None):
+               far=None) -> RenderedView:
         """
         Render the memory as seen from ``pose`` with intrinsics ``K``: a render.RenderedView.
 
@@ -364,7 +364,7 @@ class SpatialMemory:
                              point_size=view['point_size'], max_radius=view['max_radius'],
                              near=view['near'], far=view['far'])
 
-    def count_in_view(self, pose, K, width, height, **view_options):
+    def count_in_view(self, pose, K, width, height, **view_options) -> int:
         """How many points ``render`` would project for this view after culling chunks."""
         view = self._view(pose, K, width, height, **view_options)
         with self._lock:
@@ -398,13 +398,13 @@ class SpatialMemory:
         rgb = np.concatenate([self._main.rgb[a:b] for a, b in runs] + [self._recent.rgb])
         return xyz, rgb
 
-    def points_and_colors(self):
+    def points_and_colors(self) -> tuple:
         """Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2."""
         with self._lock:
             return (np.concatenate([self._main.xyz, self._recent.xyz]),
                     np.concatenate([self._main.rgb, self._recent.rgb]))
 
-    def to_open3d(self):
+    def to_open3d(self) -> 'open3d.t.geometry.PointCloud':  # noqa: F821 - open3d is lazy
         """Return the cloud as an open3d tensor PointCloud (positions, colors in [0, 1])."""
         xyz, rgb = self.points_and_colors()
         import open3d as o3d  # lazy: slow to import, only for export; the memory is numpy
@@ -413,7 +413,7 @@ class SpatialMemory:
         return cloud
 
     def occupancy_grid(self, resolution=0.05, z_min=0.1, z_max=1.5, floor_band=0.3,
-                       min_points=1, bounds=None, max_cells=16_000_000):
+                       min_points=1, bounds=None, max_cells=16_000_000) -> OccupancyGrid:
         """
         Project the memory onto a 2D grid for Nav2 (see OccupancyGrid).
 
@@ -461,7 +461,7 @@ class SpatialMemory:
 
     # Persistence -----------------------------------------------------------------------------
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict:
         """Everything needed to restore the memory, as plain numpy arrays (no pickle)."""
         with self._lock:
             table = self._main.merged_with(self._recent)
@@ -472,7 +472,7 @@ class SpatialMemory:
         return arrays
 
     @staticmethod
-    def check_arrays(arrays):
+    def check_arrays(arrays) -> None:
         """Raise ValueError naming the first problem of arrays made by ``to_arrays``."""
         missing = [name for name in ARRAY_NAMES if name not in arrays]
         if missing:
@@ -498,7 +498,7 @@ class SpatialMemory:
             raise ValueError(f'spatial memory voxel_size {arrays["voxel_size"]} is not positive')
 
     @classmethod
-    def from_arrays(cls, arrays, config=None):
+    def from_arrays(cls, arrays, config=None) -> 'SpatialMemory':
         """
         Rebuild a memory from ``to_arrays`` output.
 

@@ -72,10 +72,10 @@ class Snapshot:
     adapter: dict = None        # name -> torch.Tensor, or None
     rejected: list = field(default_factory=list)   # newer snapshots skipped, with reasons
 
-    def spatial_memory(self, config=None):
+    def spatial_memory(self, config=None) -> SpatialMemory | None:
         return None if self.spatial is None else SpatialMemory.from_arrays(self.spatial, config)
 
-    def episodic_buffer(self, config=None):
+    def episodic_buffer(self, config=None) -> EpisodicBuffer | None:
         if self.episodic is None:
             return None
         return EpisodicBuffer.from_arrays(self.episodic, config)
@@ -84,7 +84,7 @@ class Snapshot:
 class MemoryStore:
     """Atomic, checksummed snapshots of the memories in one directory (see module doc)."""
 
-    def __init__(self, directory, keep=2):
+    def __init__(self, directory, keep=2) -> None:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 2:
             raise ValueError(f'keep must be an integer >= 2 (the previous snapshot is always '
                              f'kept), got {keep!r}')
@@ -96,7 +96,7 @@ class MemoryStore:
     # Writing ---------------------------------------------------------------------------------
 
     def save(self, spatial=None, episodic=None, adapter_weights=None, extra_meta=None,
-             on_stage=None):
+             on_stage=None) -> Path:
         """
         Write a new snapshot atomically and prune old ones; return its path.
 
@@ -209,11 +209,11 @@ class MemoryStore:
                 entries.append((int(match.group(1)), entry))
         return sorted(entries, key=lambda item: item[0], reverse=True)
 
-    def snapshot_paths(self):
+    def snapshot_paths(self) -> list:
         """Paths named like complete snapshots, newest first (not yet verified)."""
         return [path for _, path in self._listing()]
 
-    def load(self):
+    def load(self) -> Snapshot | None:
         """
         Return the newest snapshot that verifies completely, or None when there is none.
 

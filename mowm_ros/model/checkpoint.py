@@ -28,7 +28,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or does not match the code; the message says why."""
 
 
-def default_checkpoint_dir():
+def default_checkpoint_dir() -> Path:
     """Return the checkpoint shipped inside the package."""
     return Path(__file__).resolve().parent.parent / 'checkpoints' / 'mowm_maze64'
 
@@ -38,7 +38,7 @@ def _atomic_save_tensors(tensors, path, metadata=None):
                                   metadata=metadata))
 
 
-def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None):
+def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None) -> None:
     """Write config.json and model.safetensors (``weights`` default to the model's own)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,7 @@ def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None
                        json.dumps(config, indent=2, sort_keys=True).encode())
 
 
-def read_config(directory):
+def read_config(directory) -> dict:
     path = Path(directory) / CONFIG_FILE
     try:
         config = json.loads(path.read_text())
@@ -76,14 +76,14 @@ def _build_config(cls, values, path, section):
         raise CheckpointError(f'{path}: invalid {section} config: {exc}') from None
 
 
-def config_differences(expected, found):
+def config_differences(expected, found) -> list:
     """Return 'name: file has X, expected Y' for every differing field of two configs."""
     a, b = expected.to_dict(), found.to_dict()
     return [f'{key}: checkpoint has {b.get(key)!r}, expected {a.get(key)!r}'
             for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
-def load_checkpoint(directory, expected_denoiser=None, device='cpu'):
+def load_checkpoint(directory, expected_denoiser=None, device='cpu') -> tuple:
     """
     Load (model, diffusion_config, config dict) from a checkpoint directory.
 
@@ -113,7 +113,7 @@ def load_checkpoint(directory, expected_denoiser=None, device='cpu'):
     return model.to(device), diffusion_config, config
 
 
-def load_weights(model, state, source):
+def load_weights(model, state, source) -> None:
     """Copy ``state`` into ``model``; any missing, unexpected or mis-shaped tensor fails."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -133,7 +133,7 @@ def load_weights(model, state, source):
 
 
 def save_training_state(directory, model, optimizer, step, extra_state=None,
-                        extra_tensors=None):
+                        extra_tensors=None) -> None:
     """Write what resuming needs: raw weights, optimizer moments, counters, RNG states."""
     directory = Path(directory)
     tensors = {f'model.{k}': v for k, v in model.state_dict().items()}
@@ -156,7 +156,7 @@ def save_training_state(directory, model, optimizer, step, extra_state=None,
                        json.dumps(record, indent=2, sort_keys=True).encode())
 
 
-def load_training_state(directory, model, optimizer):
+def load_training_state(directory, model, optimizer) -> dict:
     """
     Restore raw weights and optimizer state written by save_training_state.
 

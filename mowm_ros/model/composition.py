@@ -25,7 +25,7 @@ MODES = ('contrastive', 'naive')
 
 class Composition:
 
-    def __init__(self, experts, mode='contrastive', base=Query(context=True)):
+    def __init__(self, experts, mode='contrastive', base=Query(context=True)) -> None:
         if mode not in MODES:
             raise ValueError(f'composition mode must be one of {MODES}, got {mode!r}')
         names = [expert.name for expert in experts]
@@ -35,7 +35,7 @@ class Composition:
         self.mode = mode
         self.base = base
 
-    def terms(self):
+    def terms(self) -> list:
         """Return [(coefficient, query)] whose weighted sum is the composed prediction."""
         if self.mode == 'naive':
             return [(expert.naive_weight, expert.positive) for expert in self.experts]
@@ -45,7 +45,7 @@ class Composition:
                 terms += [(expert.weight, expert.positive), (-expert.weight, expert.negative)]
         return terms
 
-    def queries(self):
+    def queries(self) -> list:
         """Return the distinct queries, in a stable order, grouped later by network."""
         unique = []
         for _, query in self.terms():
@@ -53,7 +53,7 @@ class Composition:
                 unique.append(query)
         return unique
 
-    def predict(self, evaluators, x_t, logsnr, cond):
+    def predict(self, evaluators, x_t, logsnr, cond) -> tuple:
         """
         Return ``(v, prior_weight)`` for the composed prediction at ``x_t``.
 
@@ -72,7 +72,7 @@ class Composition:
         return v, sum(coefficient for coefficient, _ in terms)
 
 
-def expert_set(names, weights, recent_context_for_episodic=True):
+def expert_set(names, weights, recent_context_for_episodic=True) -> list:
     """Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS)."""
     weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
@@ -87,7 +87,7 @@ def expert_set(names, weights, recent_context_for_episodic=True):
     return [factories[name]() for name in names]
 
 
-def recall_composition(names, weights):
+def recall_composition(names, weights) -> Composition:
     """
     Compose the memory experts among ``names`` over a base that sees no recent frames.
 
@@ -107,7 +107,7 @@ def recall_composition(names, weights):
 
 
 def sample_composed(composition, evaluators, diffusion, cond, steps=None, generator=None,
-                    shared_noise=False):
+                    shared_noise=False) -> torch.Tensor:
     """
     Draw one frame per conditioning row with DDIM on the composed prediction.
 

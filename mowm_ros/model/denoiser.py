@@ -66,11 +66,11 @@ class DenoiserConfig:
             raise ValueError(f'channels {self.channels} must be multiples of '
                              f'group_norm_groups {self.group_norm_groups}')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def fourier_features(x, frequencies):
+def fourier_features(x, frequencies) -> torch.Tensor:
     """Concatenate sin and cos of ``x`` (..., D) at each frequency: (..., 2 * D * F)."""
     angles = x.unsqueeze(-1) * frequencies
     return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)
@@ -79,7 +79,7 @@ def fourier_features(x, frequencies):
 class ConditionEmbedding(nn.Module):
     """Noise level, motions, target pose and visibility flags -> one embedding vector."""
 
-    def __init__(self, config):
+    def __init__(self, config) -> None:
         super().__init__()
         dim = config.embedding_dim
         self.register_buffer('noise_frequencies', 2.0 ** torch.arange(8) * math.pi / 2)
@@ -94,7 +94,7 @@ class ConditionEmbedding(nn.Module):
         self.condition_mlp = nn.Sequential(nn.Linear(condition_features, dim), nn.SiLU(),
                                            nn.Linear(dim, dim))
 
-    def forward(self, logsnr, motions, target_pose, flags):
+    def forward(self, logsnr, motions, target_pose, flags) -> torch.Tensor:
         noise = fourier_features((logsnr / 15.0).unsqueeze(-1), self.noise_frequencies)
         pose = torch.cat([fourier_features(target_pose[:, :2], self.pose_frequencies),
                           target_pose[:, 2:]], dim=-1)
@@ -104,7 +104,7 @@ class ConditionEmbedding(nn.Module):
 
 class ResidualBlock(nn.Module):
 
-    def __init__(self, in_channels, out_channels, embedding_dim, groups, dropout):
+    def __init__(self, in_channels, out_channels, embedding_dim, groups, dropout) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_channels)
         self.conv1 = AdaptableConv2d(in_channels, out_channels, 3, padding=1)
@@ -116,7 +116,7 @@ class ResidualBlock(nn.Module):
         self.skip = (nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels
                      else nn.Identity())
 
-    def forward(self, x, embedding, adapter_scale=None):
+    def forward(self, x, embedding, adapter_scale=None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)), adapter_scale)
         scale, shift = self.modulation(embedding)[:, :, None, None].chunk(2, dim=1)
         h = F.silu(self.norm2(h) * (1 + scale) + shift)
@@ -126,7 +126,7 @@ class ResidualBlock(nn.Module):
 
 class SelfAttention(nn.Module):
 
-    def __init__(self, channels, heads, groups):
+    def __init__(self, channels, heads, groups) -> None:
         super().__init__()
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
@@ -134,7 +134,7 @@ class SelfAttention(nn.Module):
         self.out = AdaptableConv2d(channels, channels, 1)
         nn.init.zeros_(self.out.conv.weight)
 
-    def forward(self, x, adapter_scale=None):
+    def forward(self, x, adapter_scale=None) -> torch.Tensor:
         n, c, h, w = x.shape
         qkv = self.qkv(self.norm(x), adapter_scale).reshape(n, 3, self.heads, c // self.heads,
                                                             h * w)
@@ -147,7 +147,7 @@ class SelfAttention(nn.Module):
 class Level(nn.Module):
     """Residual blocks (and attention at the coarsest level) at one resolution."""
 
-    def __init__(self, in_channels, out_channels, blocks, config, attention):
+    def __init__(self, in_channels, out_channels, blocks, config, attention) -> None:
         super().__init__()
         groups, emb = config.group_norm_groups, config.embedding_dim
         self.blocks = nn.ModuleList(
@@ -156,7 +156,7 @@ class Level(nn.Module):
         self.attention = (SelfAttention(out_channels, config.attention_heads, groups)
                           if attention else None)
 
-    def forward(self, x, embedding, adapter_scale=None):
+    def forward(self, x, embedding, adapter_scale=None) -> torch.Tensor:
         for block in self.blocks:
             x = block(x, embedding, adapter_scale)
         if self.attention is not None:
@@ -167,7 +167,7 @@ class Level(nn.Module):
 class Denoiser(nn.Module):
     """Predicts v for the noisy target frame (v-parameterisation)."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         super().__init__()
         self.config = config = config or DenoiserConfig()
         in_channels = 3 + 3 * config.context_frames + 4

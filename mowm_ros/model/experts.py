@@ -45,7 +45,7 @@ class Expert:
     description: str = field(default='', compare=False)
 
 
-def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']):
+def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']) -> Expert:
     """
     Recent frames and motions: the base of every composition.
 
@@ -56,14 +56,14 @@ def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']):
                   description='recent frames vs context dropped')
 
 
-def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True):
+def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True) -> Expert:
     """Network + LoRA finetuned on the episodic buffer; its twin is the frozen network."""
     return Expert('episodic', Query(context=recent_context, adapter=True),
                   Query(context=recent_context, adapter=False), weight,
                   description='finetuned adapters vs frozen network')
 
 
-def spatial_expert(weight=DEFAULT_WEIGHTS['spatial'], recent_context=True):
+def spatial_expert(weight=DEFAULT_WEIGHTS['spatial'], recent_context=True) -> Expert:
     """Render the spatial memory at the target pose; its twin sees the render blanked."""
     return Expert('spatial', Query(context=recent_context, render=True),
                   Query(context=recent_context, render=False), weight,
@@ -73,7 +73,7 @@ def spatial_expert(weight=DEFAULT_WEIGHTS['spatial'], recent_context=True):
 class DenoiserEvaluator:
     """Evaluates any number of queries on the shared denoiser in one batched forward pass."""
 
-    def __init__(self, network, autocast_dtype=None):
+    def __init__(self, network, autocast_dtype=None) -> None:
         self.network = network
         self.autocast_dtype = autocast_dtype
 

@@ -43,7 +43,7 @@ class FinetuneConfig:
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ValueError(f'context_dropout must be in [0, 1], got {self.context_dropout}')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
@@ -64,7 +64,7 @@ class KeyframeBatch:
     poses: np.ndarray
 
 
-def keyframe_training_inputs(keyframes, indices, context_frames, origin=None):
+def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) -> tuple:
     """
     Build (target, context, motions, target_pose) tensors for keyframes ``indices``.
 
@@ -85,7 +85,7 @@ def keyframe_training_inputs(keyframes, indices, context_frames, origin=None):
 class EpisodicFinetuner:
     """Trains adapters on a worker thread; ``latest()`` returns the newest complete set."""
 
-    def __init__(self, network, diffusion_config, config=None, origin=None):
+    def __init__(self, network, diffusion_config, config=None, origin=None) -> None:
         self.config = config or FinetuneConfig()
         self.network = copy.deepcopy(network).float().train()
         for param in self.network.parameters():
@@ -115,17 +115,17 @@ class EpisodicFinetuner:
         self.last_loss = float('nan')
 
     # --- the sampler's side -------------------------------------------------------------
-    def latest(self):
+    def latest(self) -> AdapterSet:
         return self._published
 
     @property
-    def pending_steps(self):
+    def pending_steps(self) -> int:
         """Whole gradient steps owed to the keyframes submitted so far."""
         with self._lock:
             return int(self._pending_steps)
 
     # --- feeding keyframes --------------------------------------------------------------
-    def submit(self, keyframes, new_keyframes=1):
+    def submit(self, keyframes, new_keyframes=1) -> None:
         """Hand over the whole buffer (oldest first) after ``new_keyframes`` were admitted."""
         with self._lock:
             self._keyframes = keyframes
@@ -134,14 +134,14 @@ class EpisodicFinetuner:
                                       + new_keyframes * self.config.steps_per_keyframe)
             self._lock.notify()
 
-    def start(self):
+    def start(self) -> None:
         if self._thread is None:
             self._stop = False
             self._thread = threading.Thread(target=self._run, name='episodic-finetune',
                                             daemon=True)
             self._thread.start()
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0) -> None:
         with self._lock:
             self._stop = True
             self._lock.notify()
@@ -149,7 +149,7 @@ class EpisodicFinetuner:
             self._thread.join(timeout)
             self._thread = None
 
-    def wait_idle(self, timeout=None):
+    def wait_idle(self, timeout=None) -> bool:
         """Block until every whole step owed has run (for tests and offline evaluation)."""
         with self._lock:
             return self._lock.wait_for(lambda: self._pending_steps < 1, timeout)
@@ -173,13 +173,13 @@ class EpisodicFinetuner:
                 self._lock.notify_all()
 
     # --- the work -----------------------------------------------------------------------
-    def choose_indices(self, count):
+    def choose_indices(self, count) -> np.ndarray:
         newest = list(range(max(0, count - self.config.newest_per_batch), count))
         replay = self.config.batch_size - len(newest)
         older = self.rng.integers(0, count, size=replay) if replay > 0 else []
         return np.array(newest + list(older), dtype=np.int64)
 
-    def train_step(self, keyframes):
+    def train_step(self, keyframes) -> float:
         """Run one AdamW step of the diffusion loss on the keyframes; return the loss."""
         indices = self.choose_indices(len(keyframes.rgb))
         target, context, motions, target_pose = (
@@ -204,11 +204,11 @@ class EpisodicFinetuner:
         self.steps_done += 1
         return loss.item()
 
-    def publish(self, keyframes_seen):
+    def publish(self, keyframes_seen) -> None:
         self._published = AdapterSet(self._published.version + 1, keyframes_seen,
                                      adapter_state(self.network))
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget everything learnt: initial adapters, fresh optimizer, nothing pending."""
         with self._lock:
             self._pending_steps = 0.0
@@ -222,7 +222,7 @@ class EpisodicFinetuner:
             self._published = AdapterSet(self._published.version + 1, 0,
                                          adapter_state(self.network))
 
-    def load(self, weights, keyframes_seen=0):
+    def load(self, weights, keyframes_seen=0) -> None:
         """Restore adapters saved with the memory (a complete set) and publish them."""
         with self._lock:
             self._generation += 1

@@ -41,7 +41,7 @@ class PathFollowerConfig:
                              f'{self.turn_in_place_angle}')
 
 
-def path_positions(path):
+def path_positions(path) -> np.ndarray:
     """
     Return the (N, 2) positions of ``path``: (N, 4, 4) base poses or (N, 2) positions.
 
@@ -70,22 +70,22 @@ def path_positions(path):
 class PathFollower:
     """Follow one path at a time with pure pursuit; see the module docstring."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config or PathFollowerConfig()
         self._positions = None
         self._cumulative = None
         self.progress = 0.0            # metres along the current path
 
     @property
-    def path_length(self):
+    def path_length(self) -> float:
         return float(self._cumulative[-1]) if self._cumulative is not None else 0.0
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the current path: the next one starts from the point nearest the robot."""
         self._positions = self._cumulative = None
         self.progress = 0.0
 
-    def command(self, base_pose, path):
+    def command(self, base_pose, path) -> tuple:
         """Return (linear_x m/s, angular_z rad/s, done) for the robot at ``base_pose``."""
         pose = np.asarray(base_pose, dtype=np.float64)
         if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
