@@ -758,6 +758,7 @@ class WorldModelNode(Node):
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
             'dropped observations': self.observer.dropped,
+            'observation queue': self.observer.pending + int(self.observer.busy),
             'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
         })
