@@ -19,7 +19,7 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
-from mowm_ros.nodes.world_model_node import LATCHED, RELIABLE_1, RELIABLE_2
+from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.viz import add_view_arguments, import_rerun
 from mowm_ros.viz.recording import CAMERA, PREDICTION, WorldModelRecording
 from mowm_ros.viz.serve import serve_recording

@@ -76,6 +76,7 @@ class WorldModelRecording:
         rr.set_sinks(*sinks, default_blueprint=blueprint(rr), recording=self.stream)
         self.stream.log('world', rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
         self._intrinsics = {}
+        self.closed = False
 
     @property
     def grpc_uri(self):
@@ -143,5 +144,8 @@ class WorldModelRecording:
 
     def close(self):
         """Flush everything to the sinks and end the stream (the .rrd is then complete)."""
+        if self.closed:
+            return
+        self.closed = True
         self.stream.flush()
         self.stream.disconnect()
