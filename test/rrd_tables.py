@@ -4,7 +4,7 @@ import socket
 
 
 def read_rrd(path, index='stamp'):
-    """The recording at ``path`` as a pandas table: one row per ``index`` value."""
+    """Return the recording at ``path`` as a pandas table: one row per ``index`` value."""
     import rerun as rr
     with rr.server.Server(host='127.0.0.1', datasets={'recording': [str(path)]}) as server:
         client = server.client()            # kept referenced until the query has run
@@ -13,7 +13,7 @@ def read_rrd(path, index='stamp'):
 
 
 def column(table, entity, component):
-    """The non-empty cells of ``entity``'s ``component`` column (e.g. 'Image:buffer')."""
+    """Return the non-empty cells of one component of ``entity``, e.g. 'Image:buffer'."""
     name = f'/{entity}:{component}'
     assert name in table.columns, f'{name} is not in the recording: {sorted(table.columns)}'
     return table[name].dropna()
@@ -24,7 +24,7 @@ def rows(table, entity, component):
 
 
 def free_port_pair():
-    """A TCP port p with p + 1 also free on 127.0.0.1 and every interface (viewer + data)."""
+    """Return a free TCP port p with p + 1 also free (the viewer and its data stream)."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(('0.0.0.0', 0))

@@ -14,8 +14,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from mowm_ros import cli
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.rerun_view import open_recording, RerunView
 from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
+from mowm_ros.nodes.rerun_view import open_recording, RerunView
 from mowm_ros.viz import MISSING_MESSAGE
 from mowm_ros.viz.browser import HeadlessBrowser
 from mowm_ros.viz.recording import WorldModelRecording

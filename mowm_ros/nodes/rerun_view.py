@@ -185,7 +185,7 @@ class RerunView(Node):
 
 def open_recording(rrd_path=None, port=0, log=print, **options):
     """
-    A recording to ``rrd_path`` and, with a ``port``, served to the web viewer there.
+    Open a recording to ``rrd_path``, served to the web viewer on ``port`` when one is given.
 
     Return None after one line through ``log`` when rerun-sdk is not installed; raise
     ValueError when the port cannot be used.

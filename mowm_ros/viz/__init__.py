@@ -22,7 +22,7 @@ def import_rerun(log=print):
 
 
 def add_view_arguments(parser):
-    """The options of ``mowm view`` and ``mowm_view`` (kept here: argparse only, no rclpy)."""
+    """Add the options of ``mowm view`` and ``mowm_view`` (here: argparse only, no rclpy)."""
     parser.add_argument('--port', type=int, default=9090,
                         help='HTTP port of the web viewer (its data goes on port + 1)')
     parser.add_argument('--rrd', default=None, help='also write the recording to this file')

@@ -31,7 +31,7 @@ FRUSTUM_DEPTH_M = 0.3
 
 
 def blueprint(rr):
-    """The layout: the 3D scene; camera, prediction and scored pairs; the time series."""
+    """Lay out the 3D scene; camera, prediction and scored pairs; the time series."""
     rrb = rr.blueprint
     images = rrb.Horizontal(
         rrb.Spatial2DView(origin=f'{CAMERA}/rgb', name='camera'),
@@ -86,7 +86,7 @@ class WorldModelRecording:
         self.stream.set_time(TIMELINE, timestamp=np.datetime64(int(stamp), 'ns'))
 
     def view(self, entity, stamp, pose=None, K=None, size=None, rgb=None, depth=None):
-        """A camera at ``entity``: any of its pose, intrinsics (K, (w, h)), RGB and depth."""
+        """Log a camera at ``entity``: any of pose, intrinsics (K, (w, h)), RGB and depth."""
         rr = self.rr
         self._at(stamp)
         if pose is not None:
@@ -135,7 +135,7 @@ class WorldModelRecording:
                 self.stream.log(f'{METRICS}/{name}', self.rr.Scalars(float(value)))
 
     def scored(self, stamp, camera, predicted, **values):
-        """A prediction beside the camera frame it is scored against, and its scores."""
+        """Log a prediction beside the camera frame it is scored against, and its scores."""
         self._at(stamp)
         self.stream.log(f'{SCORED}/camera', self.rr.Image(np.asarray(camera, dtype=np.uint8)))
         self.stream.log(f'{SCORED}/predicted',
