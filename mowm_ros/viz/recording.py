@@ -28,6 +28,8 @@ KEYFRAMES = 'world/keyframes'
 SCORED = 'scored'
 METRICS = 'metrics'
 FRUSTUM_DEPTH_M = 0.3
+# What the gRPC server keeps for viewers that connect late (the oldest is dropped first).
+SERVER_MEMORY_LIMIT = '256MiB'
 
 
 def blueprint(rr):
@@ -71,7 +73,8 @@ class WorldModelRecording:
             sinks.append(rr.FileSink(str(rrd_path)))
         self.grpc = None
         if grpc_port is not None:
-            self.grpc = rr.GrpcServerSink(bind_ip='127.0.0.1', port=int(grpc_port))
+            self.grpc = rr.GrpcServerSink(bind_ip='127.0.0.1', port=int(grpc_port),
+                                          server_memory_limit=SERVER_MEMORY_LIMIT)
             sinks.append(self.grpc)
         rr.set_sinks(*sinks, default_blueprint=blueprint(rr), recording=self.stream)
         self.stream.log('world', rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
