@@ -4,9 +4,10 @@ Take the README's screenshot of the Rerun viewer during the demo.
     .venv/bin/python scripts/viewer_screenshot.py [--out docs/images/demo_viewer.png]
         [--port 9090] [--seconds 90]
 
-Runs ``mowm demo --live --view`` (into a temporary directory), opens the viewer it serves in
-headless Chromium, takes the screenshot after ``--seconds`` of demo and ends the demo with
-Ctrl-C (SIGINT).
+Runs ``mowm demo --live --view`` (into a temporary directory); after ``--seconds`` of demo it
+opens the viewer in headless Chromium (late: the software-rendered browser would otherwise
+take CPU from the demo, and the viewer gets everything logged so far), takes the screenshot
+once the viewer has drawn the scene and ends the demo with Ctrl-C (SIGINT).
 """
 
 import argparse
@@ -18,6 +19,9 @@ import tempfile
 import time
 
 from mowm_ros.viz.browser import HeadlessBrowser
+import numpy as np
+
+DRAWN_COLOURS = 2000     # the loading page has a handful; images and the cloud give thousands
 
 
 def wait_for_url(log_path, process, timeout_s):
@@ -38,6 +42,8 @@ def main():
     parser.add_argument('--port', type=int, default=9090)
     parser.add_argument('--seconds', type=float, default=90.0,
                         help='demo time before the screenshot')
+    parser.add_argument('--settle', type=float, default=10.0,
+                        help='seconds between the viewer drawing and the screenshot')
     parser.add_argument('--size', type=int, nargs=2, default=(1600, 1000))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='mowm-demo-') as tmp:
@@ -49,9 +55,12 @@ def main():
                 stdout=log, stderr=subprocess.STDOUT)
         try:
             url = wait_for_url(log_path, demo, timeout_s=120)
-            print(f'viewer at {url}; screenshot in {args.seconds:.0f} s')
+            print(f'viewer at {url}; opening it in {args.seconds:.0f} s')
+            time.sleep(args.seconds)
             with HeadlessBrowser(url, size=args.size) as browser:
-                time.sleep(args.seconds)
+                browser.wait_for(lambda image: len(np.unique(image.reshape(-1, 3), axis=0))
+                                 > DRAWN_COLOURS, timeout_s=120)
+                time.sleep(args.settle)            # the last panels and the 3D view
                 png = browser.screenshot_png()
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_bytes(png)
