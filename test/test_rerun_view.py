@@ -6,6 +6,7 @@ headless Chromium (the Debian package that `make setup` installs).
 """
 
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -159,6 +160,18 @@ def test_without_rerun_the_view_is_off_with_one_line(monkeypatch, capsys, tmp_pa
     assert cli.main(['view', '--port', str(free_port_pair())]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == MISSING_MESSAGE and captured.err == ''
+
+
+def test_a_port_in_use_is_a_clear_error(capsys):
+    port = free_port_pair()
+    with socket.socket() as taken:
+        taken.bind(('0.0.0.0', port))
+        taken.listen()
+        assert cli.main(['view', '--port', str(port)]) == 1
+    error = capsys.readouterr().err
+    assert f'port {port}' in error and 'in use' in error and '--port' in error
+    assert cli.main(['view', '--port', '70000']) == 1
+    assert 'port 70000 is not a TCP port' in capsys.readouterr().err
 
 
 @pytest.mark.slow
