@@ -23,6 +23,12 @@ def rows(table, entity, component):
     return len(column(table, entity, component))
 
 
+def stamps(table, entity, component, index='stamp'):
+    """Return the set of ``index`` values (ns) at which ``entity`` has ``component``."""
+    cells = column(table, entity, component)
+    return set(table.loc[cells.index, index].astype('int64'))
+
+
 def free_port_pair():
     """Return a free TCP port p with p + 1 also free (the viewer and its data stream)."""
     for _ in range(50):
