@@ -46,7 +46,14 @@ extras = {
         'dm-control==1.0.50',
         'absl-py',
     ],
+    # The Rerun view (`mowm demo` writes demo.rrd; `--view` and `mowm view` serve the web
+    # viewer, which ships inside the wheel). Optional: without it the view is off.
+    'view': [
+        'rerun-sdk',
+    ],
     'test': [
+        # rerun's dataframe API (reading demo.rrd back) needs its `catalog` extra.
+        'rerun-sdk[catalog]',
         'pytest',
         'pytest-timeout',
         'pytest-xdist',
@@ -106,6 +113,7 @@ setup(
             'sim_robot = mowm_ros.nodes.sim_robot:main',
             'mowm_nav2_bridge = mowm_ros.nodes.nav2_bridge:main',
             'mowm_path_follower = mowm_ros.nodes.path_follower:main',
+            'mowm_view = mowm_ros.nodes.rerun_view:main',
         ],
     },
 )

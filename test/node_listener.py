@@ -20,6 +20,7 @@ class NodeListener:
     def __init__(self, node, frame_interval_s=0.5):
         self.lock = threading.Lock()
         self.values = {}
+        self.updates = 0          # diagnostics messages of the node received so far
         self.ages_s = []
         self.offset_ns = int(frame_interval_s * 1e9)
         self.clock = node.get_clock()
@@ -31,6 +32,7 @@ class NodeListener:
             if status.name == STATUS:
                 with self.lock:
                     self.values = {kv.key: kv.value for kv in status.values}
+                    self.updates += 1
 
     def _prediction(self, msg):
         started_from = conversions.stamp_to_ns(msg.header.stamp) - self.offset_ns

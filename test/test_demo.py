@@ -27,3 +27,27 @@ def test_demo_writes_its_outputs_and_a_summary(tmp_path, capsys, domain_id, monk
     assert (out / 'memory' / 'snapshots').is_dir()
     printed = capsys.readouterr().out
     assert 'demo finished' in printed and 'PSNR' in printed
+    check_recording(out / 'demo.rrd', metrics)
+
+
+def check_recording(path, metrics):
+    """demo.rrd, read back with rerun's dataframe API, holds what the demo saw."""
+    from rrd_tables import read_rrd, rows
+    table = read_rrd(path)
+    frames = rows(table, 'world/camera/rgb', 'Image:buffer')
+    assert 30 <= frames <= 41            # 40 steps and the spawn; sensor QoS may drop some
+    assert rows(table, 'world/camera/depth', 'DepthImage:buffer') == frames
+    assert rows(table, 'world/camera', 'Transform3D:translation') >= 30
+    assert rows(table, 'world/camera', 'Pinhole:image_from_camera') >= 1
+    assert 1 <= rows(table, 'world/prediction/rgb', 'Image:buffer') \
+        <= metrics['predictions_published']
+    assert rows(table, 'world/predicted_path', 'LineStrips3D:strips') >= 1
+    for entity, component in (('world/memory', 'Points3D:positions'),
+                              ('world/keyframes', 'Arrows3D:vectors'),
+                              ('metrics/latency_ms', 'Scalars:scalars'),
+                              ('metrics/memory_points', 'Scalars:scalars')):
+        assert rows(table, entity, component) >= 1, entity
+    scored = metrics['all_predictions_scored']
+    if scored:
+        assert rows(table, 'scored/predicted', 'Image:buffer') == scored
+        assert rows(table, 'metrics/psnr', 'Scalars:scalars') == scored

@@ -91,7 +91,7 @@ def test_every_rviz_topic_is_published_by_the_nodes_with_its_type(ros, tmp_path)
         return topics
 
     wanted = {d['Topic']['Value'] for d in displays}
-    assert wait_for(lambda: wanted <= set(published()), timeout=20), wanted - set(published())
+    assert wait_for(lambda: wanted <= set(published()), timeout=30), wanted - set(published())
     topics = published()
     for display in displays:
         topic = display['Topic']['Value']

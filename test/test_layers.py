@@ -6,7 +6,7 @@ ones that say why in a comment.
 
 Layers, lowest first (a module may import its own layer and those below):
 geometry, render, image_codec, atomic, extrinsics, device < data < model, memory
-< world_model.py < planning < evaluation, benchmarks < nodes < tools, cli (the ``mowm``
+< world_model.py < planning < evaluation, benchmarks, viz < nodes < tools, cli (the ``mowm``
 command, which dispatches to every layer).
 """
 
@@ -21,7 +21,7 @@ LAYERS = [
     {'model', 'memory'},
     {'world_model'},
     {'planning'},
-    {'evaluation', 'benchmarks'},
+    {'evaluation', 'benchmarks', 'viz'},
     {'nodes'},
     {'tools', 'cli'},
 ]

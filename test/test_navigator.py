@@ -181,9 +181,8 @@ def test_approach_refines_near_the_goal_and_arrival_stops():
 def test_the_time_budget_cuts_localisation_short():
     world = SyntheticWorld(delay=0.05)
     navigator = ImageGoalNavigator(world, room, config(batch_size=16, time_budget_s=0.12))
-    started = time.monotonic()
     plan = navigator.plan(pose(*START), view_of(*GOAL))
-    assert time.monotonic() - started < 1.0
+    # Without the budget every candidate would be scored (hundreds, in many batches).
     assert 16 <= plan.views_scored <= 64 and world.calls <= 4
     assert plan.path.shape[1:] == (4, 4)
 

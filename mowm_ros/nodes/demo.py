@@ -17,6 +17,7 @@ import time
 
 from mowm_ros.extrinsics import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
+from mowm_ros.nodes.rerun_view import open_recording, RerunView
 from mowm_ros.nodes.sim_robot import SimRobot
 from mowm_ros.nodes.world_model_node import RELIABLE_2, WorldModelNode
 from mowm_ros.planning.paths import base_yaw
@@ -50,6 +51,7 @@ class DemoConfig:
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6
     live: bool = False             # run until Ctrl-C (no step limit)
+    view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
     strip_samples: int = 8
 
 
@@ -221,6 +223,7 @@ def run_demo(config, log=print):
     """Run the robot, the world model and the monitor; write out_dir; return the summary."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    recording = open_recording(out / 'demo.rrd', config.view_port, log)   # None: no rerun
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -240,7 +243,9 @@ def run_demo(config, log=print):
         Parameter('keyframe_min_rotation', value=config.keyframe_min_rotation),
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
     monitor = DemoMonitor(config, context=context)
-    nodes = [robot, world_model, monitor]
+    view = recording and RerunView(recording, context=context, parameter_overrides=[
+        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+    nodes = [robot, world_model, monitor] + ([view] if view else [])
     for node in nodes:
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -258,6 +263,8 @@ def run_demo(config, log=print):
                 log(f'  {monitor.frames_seen} frames, {world_model.predictions_published} '
                     f'predictions, {len(world_model.model.spatial)} memory points, '
                     f'{len(world_model.model.episodic)} keyframes')
+                if view and config.live:
+                    view.log_scores(monitor.score())
         time.sleep(2 * config.prediction_period_s)
     except KeyboardInterrupt:
         pass
@@ -266,6 +273,8 @@ def run_demo(config, log=print):
         executor.shutdown(timeout_sec=5.0)
         spinner.join(timeout=5.0)
         comparisons = monitor.score()
+        if view:
+            view.log_scores(comparisons)
         summary = summarise(comparisons, monitor, world_model, wall)
         summary['config'] = asdict(config)
         write_strip(comparisons, out / 'revisits.png', config.strip_samples)

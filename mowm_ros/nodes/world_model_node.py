@@ -31,6 +31,7 @@ from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
 from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
+from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
 from mowm_ros.planning.agreement import memory_agreement
@@ -42,7 +43,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
@@ -68,10 +69,6 @@ PARAMETERS = {
     'goal_robot_radius_m': 0.3,
 }
 
-RELIABLE_2 = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE_S = 5.0
 PARKED_FRAMES = 16     # frames waiting for odometry at their stamp (0.27 s of a 60 Hz camera)
 OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 Hz camera
@@ -763,6 +760,7 @@ class WorldModelNode(Node):
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
             'dropped observations': self.observer.dropped,
+            'observation queue': self.observer.pending + int(self.observer.busy),
             'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
         })

@@ -3,9 +3,11 @@
 
     mowm demo [--out out/demo] [--steps 480] [--seed 90003]    # fixed route, then a summary
     mowm demo --live                                           # until Ctrl-C, for rviz
+    mowm demo --live --view [--port 9090]     # and the Rerun web viewer at the printed URL
 """
 
 import os
+from pathlib import Path
 import sys
 
 
@@ -18,7 +20,8 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps,
-                        rate_hz=args.rate, live=args.live)
+                        rate_hz=args.rate, live=args.live,
+                        view_port=args.port if args.view else 0)
     try:
         summary = run_demo(config)
     except (ValueError, OSError) as exc:
@@ -26,7 +29,9 @@ def run(args):
         return 1
     print(format_summary(summary))
     print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below), '
-          'memory_cloud.ply')
+          'memory_cloud.ply'
+          + (', demo.rrd (Rerun: `rerun demo.rrd`)'
+             if (Path(args.out) / 'demo.rrd').exists() else ''))
     return 0
 
 
@@ -37,5 +42,8 @@ def add_parser(subparsers):
     parser.add_argument('--seed', type=int, default=90_003, help='maze seed (held out)')
     parser.add_argument('--rate', type=float, default=4.0, help='robot control rate, Hz')
     parser.add_argument('--live', action='store_true', help='run until Ctrl-C (for rviz)')
+    parser.add_argument('--view', action='store_true',
+                        help='serve the Rerun web viewer on --port while the demo runs')
+    parser.add_argument('--port', type=int, default=9090, help='HTTP port of the viewer')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.set_defaults(func=run)
