@@ -14,6 +14,7 @@ import urllib.request
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from mowm_ros import cli
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.nodes.rerun_view import open_recording, RerunView
@@ -140,8 +141,9 @@ def test_view_node_logs_the_topics_on_the_sensor_timeline(ros, tmp_path):
         assert stamps(table, entity, component) == set(frames), entity
     assert rows(table, 'world/camera', 'Pinhole:image_from_camera') == 1   # K never changed
     at_prediction = table[table['stamp'].astype('int64') == predicted].iloc[0]
+    # The first predicted base pose composed with the default camera mount.
     assert np.allclose(at_prediction['/world/prediction:Transform3D:translation'][0],
-                       [2.5, 0.0, 0.0])
+                       (pose(2.5) @ extrinsics_matrix(DEFAULT_EXTRINSICS))[:3, 3])
     assert len(at_prediction['/world/predicted_path:LineStrips3D:strips'][0]) == 2
     assert at_prediction['/metrics/psnr:Scalars:scalars'][0] == 27.5
     assert rows(table, 'scored/predicted', 'Image:buffer') == 1
