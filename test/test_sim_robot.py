@@ -16,7 +16,7 @@ from mowm_ros.data.exploration import (FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEF
 from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.data.maze_robot import CAMERA_MOUNT, MazeRobot, twist_to_action
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.nodes.episode_player import extrinsics_matrix
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -135,7 +135,7 @@ def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
     assert node.frames_published == REFERENCE_FRAMES and node.robot.steps == REFERENCE_FRAMES - 1
     assert wait_for(lambda: recorder.count() >= 10, timeout=30)
     by_stamp, complete = check_frames(recorder, 64)
-    extrinsics = extrinsics_matrix(DEFAULT_EXTRINSICS)
+    extrinsics = extrinsics_matrix(CAMERA_MOUNT)           # the default: the true mount
     indices = []
     for stamp in complete:
         _, base = conversions.odometry_to_pose(by_stamp['odom'][stamp])

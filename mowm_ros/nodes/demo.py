@@ -44,7 +44,7 @@ class DemoConfig:
     revisit_radius: float = 0.6    # metres
     revisit_yaw: float = 0.5       # radians
     revisit_gap_s: float = 15.0
-    # Memory Maze's robot covers about 0.37 m per 0.25 s step: sparser keyframes than the
+    # Memory Maze's robot covers about 0.5 m per 0.25 s step: sparser keyframes than the
     # node's defaults (made for slower robots) keep test-time finetuning in step on 2 cores.
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6

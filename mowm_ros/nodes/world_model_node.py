@@ -22,12 +22,13 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from mowm_ros.data.maze_robot import CAMERA_MOUNT
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
 from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.nodes.episode_player import extrinsics_matrix
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
@@ -57,7 +58,7 @@ PARAMETERS = {
     'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
     'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
     'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
-    'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
+    'camera_extrinsics': CAMERA_MOUNT, 'base_frame': 'base_link',
     'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
     'goal_experts': ['short_term', 'spatial'], 'goal_sampler_steps': 2,
     'goal_time_budget_s': 10.0, 'goal_replan_period_s': 2.0, 'goal_max_candidates': 256,
