@@ -80,19 +80,21 @@ def test_the_maze_time_limit_is_lifted_and_a_finite_one_respawns(robot, referenc
     assert frame.action == -1 and robot.camera.physics.time() < 1.0
 
 
-def test_a_diverged_physics_step_respawns_the_robot(robot, monkeypatch):
-    from dm_control.rl.control import PhysicsError
-
-    def diverge(action):
-        raise PhysicsError('simulated divergence')
-
-    starts = []
-    monkeypatch.setattr(robot.env, 'step', diverge)
-    monkeypatch.setattr(robot.env, 'close', lambda: None)
-    monkeypatch.setattr(robot, '_start', lambda respawned: starts.append(respawned))
-    respawns = robot.respawns
+def test_a_diverged_physics_step_respawns_the_robot(robot, reference):
     robot.step(FORWARD)
-    assert starts == [True] and robot.respawns == respawns + 1
+    old_env, respawns, steps = robot.env, robot.respawns, robot.steps
+    # NaN velocities make MuJoCo's next step diverge: dm_control raises its PhysicsError.
+    robot.camera.physics.data.qvel[:] = np.nan
+    frame = robot.step(FORWARD)
+    assert frame.respawned and robot.respawns == respawns + 1 and frame.step == steps + 1
+    assert robot.env is not old_env and robot.camera.physics.time() < 1.0
+    # A fresh environment of the same maze, the robot at its spawn, and it drives on.
+    np.testing.assert_allclose(frame.pose, reference.pose[0], atol=1e-6)
+    np.testing.assert_array_equal(robot.grid.layout, reference.extras['maze_layout'])
+    assert np.all(np.isfinite(robot.camera.physics.data.qvel))
+    moved = robot.step(FORWARD)
+    assert not moved.respawned and robot.respawns == respawns + 1
+    assert np.linalg.norm(moved.pose[:2, 3] - frame.pose[:2, 3]) > 0.1
 
 
 # The node over real DDS ------------------------------------------------------------------
