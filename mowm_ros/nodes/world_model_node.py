@@ -227,7 +227,6 @@ class WorldModelNode(Node):
         self.depth_skipped = 0             # frames observed without fusing depth (busy)
         self.frames_received = 0           # colour images (paired with depth if used)
         self.last_prediction_source = None
-        self.last_prediction_made_at = None   # (stamp it is made from, newest context stamp)
         self.last_agreement = None            # planning.agreement.Agreement of the last
         self.latency_ms = []
         self.goal_lock = threading.Lock()
@@ -549,7 +548,6 @@ class WorldModelNode(Node):
         self.path_pub.publish(path)
         self.predictions_published += 1
         self.last_prediction_source = source
-        self.last_prediction_made_at = (made_at, state.stamp)
         rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)
         self.agreement_pub.publish(Float32(data=self.last_agreement.score))
