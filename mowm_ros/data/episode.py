@@ -112,6 +112,13 @@ def _umask():
     return current
 
 
+def temporary_files(path):
+    """Return the temporary files ``save_episode(path, ...)`` is writing or left behind."""
+    path = Path(path)
+    return [tmp for target in (path, sidecar_path(path))
+            for tmp in target.parent.glob(f'.{target.name}.*.tmp')]
+
+
 def _atomic_write(path, write):
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:

@@ -8,6 +8,7 @@ depth), ``camera/camera_info`` and ``odom`` (the base pose derived from the came
 
 from mowm_ros import geometry
 from mowm_ros.data.episode import load_episode
+from mowm_ros.data.maze_robot import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.runtime import run_nodes
 from nav_msgs.msg import Odometry
@@ -47,7 +48,8 @@ class EpisodePlayer(Node):
         self.declare_parameter('camera_frame', 'camera_optical_frame')
         self.declare_parameter('odom_frame', 'odom')
         self.declare_parameter('base_frame', 'base_link')
-        self.declare_parameter('camera_extrinsics', DEFAULT_EXTRINSICS)
+        # Recorded Memory Maze episodes come from the maze camera: its mount by default.
+        self.declare_parameter('camera_extrinsics', CAMERA_MOUNT)
 
         path = self.get_parameter('episode').value
         if not path:

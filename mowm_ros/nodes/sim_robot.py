@@ -21,10 +21,9 @@ import time
 from geometry_msgs.msg import Twist
 from mowm_ros import geometry
 from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
-from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.data.maze_robot import CAMERA_MOUNT, MazeRobot, twist_to_action
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import (camera_publishers, DEFAULT_EXTRINSICS,
-                                           extrinsics_matrix)
+from mowm_ros.nodes.episode_player import camera_publishers, extrinsics_matrix
 from mowm_ros.nodes.runtime import run_nodes
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -43,7 +42,7 @@ PARAMETERS = {
     'rate_hz': 1e9 / CONTROL_PERIOD_NS, 'mode': 'cmd_vel', 'max_steps': 0,
     'cmd_vel_timeout': 0.5, 'forward_threshold': 0.05, 'turn_threshold': 0.1,
     'camera_frame': 'camera_optical_frame', 'odom_frame': 'odom', 'base_frame': 'base_link',
-    'camera_extrinsics': DEFAULT_EXTRINSICS,
+    'camera_extrinsics': CAMERA_MOUNT,     # as in config/sim_robot.yaml: the true mount
 }
 
 
