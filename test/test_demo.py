@@ -41,9 +41,10 @@ def check_recording(path, metrics):
     from rrd_tables import read_rrd, rows
     table = read_rrd(path)
     frames = rows(table, 'world/camera/rgb', 'Image:buffer')
-    assert 30 <= frames <= 41            # 40 steps and the spawn; sensor QoS may drop some
+    # 80 steps and the spawn; sensor QoS may drop a few on the way to the recorder.
+    assert 0.8 * metrics['frames_observed'] <= frames <= 81, (frames, metrics)
     assert rows(table, 'world/camera/depth', 'DepthImage:buffer') == frames
-    assert rows(table, 'world/camera', 'Transform3D:translation') >= 30
+    assert rows(table, 'world/camera', 'Transform3D:translation') >= 0.8 * frames
     assert rows(table, 'world/camera', 'Pinhole:image_from_camera') >= 1
     assert 1 <= rows(table, 'world/prediction/rgb', 'Image:buffer') \
         <= metrics['predictions_published']
