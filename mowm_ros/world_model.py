@@ -6,6 +6,11 @@ WorldModel: remember what the camera has seen and predict what it will see along
 episodic buffer, which schedules test-time finetuning of the episodic expert on a worker
 thread. ``imagine(poses)`` predicts the frames seen at a sequence of future camera poses,
 composing the experts at every sampler step and feeding each prediction back as context.
+
+A rollout predicts from one moment: ``rollout_state()`` takes the short-term context and a
+frozen view of the spatial memory together (observation holds the same lock while it adds a
+frame to both), and everything the rollout renders comes from that view, whatever is observed
+while it runs.
 """
 
 from collections import deque
@@ -125,6 +130,20 @@ def spatial_config_for(checkpoint_config) -> SpatialMemoryConfig:
 
 
 @dataclass
+class RolloutState:
+    """What a rollout predicts from, taken at one moment by ``WorldModel.rollout_state``."""
+
+    context: list           # [(model rgb, camera pose, stamp)], oldest first, at least one
+    K: np.ndarray           # model intrinsics
+    spatial: object         # memory.spatial.SpatialView, or None when nothing renders
+
+    @property
+    def stamp(self):
+        """Stamp (ns) of the newest frame the state holds: nothing newer went into it."""
+        return self.context[-1][2]
+
+
+@dataclass
 class Imagination:
     """Predicted frames along one or more paths: images (B, H, S, S, 3) uint8 and poses."""
 
@@ -132,6 +151,7 @@ class Imagination:
     poses: np.ndarray
     adapter_version: int
     intrinsics: np.ndarray
+    context_stamp: int = None   # stamp of the newest observed frame the prediction used
 
 
 class WorldModel:
@@ -160,7 +180,8 @@ class WorldModel:
             config.episodic = replace(config.episodic, image_size=self.size)
         self.episodic = EpisodicBuffer(config.episodic)
         self._context = deque(maxlen=self.context_frames)   # (model rgb uint8, pose, stamp)
-        self._context_lock = threading.Lock()
+        # Held while a frame enters the memory and context, and while a rollout takes both.
+        self._state_lock = threading.Lock()
         self._sample_lock = threading.Lock()
         self.model_K = None
         self.frames_observed = 0
@@ -174,15 +195,15 @@ class WorldModel:
         height, width = frame.rgb.shape[:2]
         model_rgb = to_model_frame(frame.rgb, self.size)
         model_K = model_intrinsics(frame.K, width, height, self.size)
-        if frame.depth is not None:
-            self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32), frame.pose,
-                                   frame.K, int(frame.stamp))
-        with self._context_lock:
-            self.model_K = model_K
+        with self._state_lock:
             last_stamp = self._context[-1][2] if self._context else None
-            interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is not None and frame.stamp < last_stamp:
                 raise ValueError(f'stamp {frame.stamp} goes backwards (last {last_stamp})')
+            if frame.depth is not None:
+                self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
+                                       frame.pose, frame.K, int(frame.stamp))
+            self.model_K = model_K
+            interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is None or frame.stamp - last_stamp >= interval:
                 self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
         self.frames_observed += 1
@@ -197,16 +218,29 @@ class WorldModel:
 
     @property
     def context_ready(self) -> bool:
-        with self._context_lock:
+        with self._state_lock:
             return len(self._context) > 0
+
+    def rollout_state(self, render=True) -> RolloutState:
+        """
+        Take the short-term context and (``render``) a frozen spatial memory view at once.
+
+        Observation waits only while the view is copied; the rollout then renders from the
+        copy. Raises RuntimeError before any frame was observed.
+        """
+        with self._state_lock:
+            if not self._context:
+                raise RuntimeError('a rollout needs at least one observed frame')
+            return RolloutState(list(self._context), self.model_K,
+                                self.spatial.view() if render else None)
 
     def reset(self) -> None:
         """Forget everything observed: memories, context and finetuned adapters."""
         self.finetuner.reset()
-        self.spatial.reset()
-        self.episodic.reset()
-        with self._context_lock:
+        with self._state_lock:
+            self.spatial.reset()
             self._context.clear()
+        self.episodic.reset()
         self.frames_observed = 0
 
     def close(self) -> None:
@@ -228,12 +262,14 @@ class WorldModel:
                            mode or self.config.composition)
 
     @torch.no_grad()
-    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None) -> Imagination:
+    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None,
+                state=None) -> Imagination:
         """
         Predict the frames seen from camera ``poses``: (H, 4, 4) or a batch of paths (B, H, 4, 4).
 
         The rollout is autoregressive: each prediction joins the short-term context of the
-        next. Returns an Imagination with images (B, H, size, size, 3) uint8.
+        next. It predicts from ``state`` (a RolloutState; by default one taken now). Returns
+        an Imagination with images (B, H, size, size, 3) uint8.
         """
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim == 3:
@@ -242,13 +278,10 @@ class WorldModel:
             raise ValueError(f'poses must be (H, 4, 4) or (B, H, 4, 4), got {poses.shape}')
         if not np.all(np.isfinite(poses)):
             raise ValueError('poses contain NaN or infinite values')
-        with self._context_lock:
-            if not self._context:
-                raise RuntimeError('imagine() needs at least one observed frame')
-            context = list(self._context)
-            K = self.model_K
         composition = self.composition(experts, mode)
         uses_render = any(q.render for q in composition.queries())
+        state = self._state_for(state, uses_render, 'imagine()')
+        context, K = state.context, state.K
         with self._sample_lock:
             version = self._sync_adapters()
             batch, horizon = poses.shape[:2]
@@ -258,7 +291,8 @@ class WorldModel:
                 self.config.seed if seed is None else seed)
             predictions = []
             for step in range(horizon):
-                cond = self._conditioning(images, frame_poses, poses[:, step], K, uses_render)
+                cond = self._conditioning(images, frame_poses, poses[:, step], K,
+                                          state.spatial if uses_render else None)
                 frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                          steps or self.config.sampler_steps, generator)
                 frames = tensor_to_images(frames)
@@ -266,7 +300,19 @@ class WorldModel:
                 images = [np.concatenate([images[b], frames[b:b + 1]]) for b in range(batch)]
                 frame_poses = [np.concatenate([frame_poses[b], poses[b, step][None]])
                                for b in range(batch)]
-        return Imagination(np.stack(predictions, axis=1), poses, version, K)
+        return Imagination(np.stack(predictions, axis=1), poses, version, K, state.stamp)
+
+    def _state_for(self, state, uses_render, what):
+        """Return ``state``, or take one now; check it holds the view a render needs."""
+        if state is None:
+            try:
+                return self.rollout_state(render=uses_render)
+            except RuntimeError:
+                raise RuntimeError(f'{what} needs at least one observed frame') from None
+        if uses_render and state.spatial is None:
+            raise ValueError('the rollout state has no spatial memory view: take it with '
+                             'rollout_state(render=True)')
+        return state
 
     @torch.no_grad()
     def recall(self, poses, experts=None, steps=None, seed=None) -> np.ndarray:
@@ -281,51 +327,61 @@ class WorldModel:
         if not np.all(np.isfinite(poses)):
             raise ValueError('poses contain NaN or infinite values')
         composition = recall_composition(experts or self.config.experts, self.config.weights)
-        context = self.recent_context()
-        if not context:
-            raise RuntimeError('recall() needs at least one observed frame')
-        images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         uses_render = any(q.render for q in composition.queries())
+        state = self._state_for(None, uses_render, 'recall()')
+        context = state.context
+        images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         with self._sample_lock:
             self._sync_adapters()
             generator = torch.Generator(device=self.device).manual_seed(
                 self.config.seed if seed is None else seed)
             cond = self._conditioning([images] * len(poses), [frame_poses] * len(poses), poses,
-                                      self.model_K, uses_render)
+                                      state.K, state.spatial if uses_render else None)
             frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                      steps or self.config.sampler_steps, generator,
                                      shared_noise=True)
         return tensor_to_images(frames)
 
-    def render_memory(self, poses) -> tuple:
-        """Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask)."""
+    def render_memory(self, poses, state=None) -> tuple:
+        """
+        Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask).
+
+        From ``state``'s view (a RolloutState taken with render) when given, else as it is now.
+        """
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
-        with self._context_lock:
-            K = self.model_K
-        if K is None:
+        if state is not None:
+            K, memory = state.K, state.spatial
+        else:
+            with self._state_lock:
+                K, memory = self.model_K, self.spatial
+        if K is None or memory is None:
             raise RuntimeError('render_memory() needs at least one observed frame')
-        views = [self.spatial.render(pose, K, self.size, self.size) for pose in poses]
+        views = [memory.render(pose, K, self.size, self.size) for pose in poses]
         return (np.stack([view.rgb for view in views]).astype(np.uint8),
                 np.stack([view.mask for view in views]).astype(bool))
 
     def recent_context(self) -> list:
         """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
-        with self._context_lock:
+        with self._state_lock:
             return list(self._context)
 
     def restore_recent_context(self, items) -> None:
         """Replace the short-term context with ``items`` from ``recent_context()``."""
-        with self._context_lock:
+        with self._state_lock:
             self._context.clear()
             self._context.extend(items)
 
     def newest_camera_pose(self) -> np.ndarray | None:
         """Return the camera pose of the newest context frame, or None before any frame."""
-        with self._context_lock:
+        with self._state_lock:
             return np.array(self._context[-1][1]) if self._context else None
 
-    def _conditioning(self, images, frame_poses, target_poses, K, uses_render):
-        """Build the last K frames of each path (the first repeated if fewer) and motions."""
+    def _conditioning(self, images, frame_poses, target_poses, K, spatial):
+        """
+        Build the last K frames of each path (the first repeated if fewer) and motions.
+
+        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets.
+        """
         context, chains = [], []
         for frames, path, target in zip(images, frame_poses, target_poses):
             index = np.clip(np.arange(len(frames) - self.context_frames, len(frames)), 0, None)
@@ -334,9 +390,9 @@ class WorldModel:
         chains = np.stack(chains)
         motion = geometry.relative_motion(chains[:, :-1], chains[:, 1:])
         render = np.zeros((len(images), 4, self.size, self.size), np.float32)
-        if uses_render:
+        if spatial is not None:
             for b, pose in enumerate(target_poses):
-                view = self.spatial.render(pose, K, self.size, self.size)
+                view = spatial.render(pose, K, self.size, self.size)
                 # As in training: uncovered pixels are 0 (mid-grey), the mask says which.
                 render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
                 render[b, 3] = view.mask
@@ -368,5 +424,6 @@ class WorldModel:
             self.config.episodic)
         if snapshot.adapter:
             self.finetuner.load(snapshot.adapter, snapshot.meta.get('adapter_keyframes_seen', 0))
-        self.spatial, self.episodic = spatial, episodic
+        with self._state_lock:
+            self.spatial, self.episodic = spatial, episodic
         return snapshot

@@ -13,8 +13,9 @@ class NodeListener:
     """
     Keep the node's latest diagnostics values and the age of every prediction on arrival.
 
-    A prediction's first frame is stamped ``frame_interval_s`` after the newest frame it
-    started from; its age is the time from that frame to its arrival here.
+    A prediction's first frame is stamped ``frame_interval_s`` after the moment it was made
+    from (the newer of the odometry and the newest frame its rollout started from); its age
+    is the time from that moment to its arrival here.
     """
 
     def __init__(self, node, frame_interval_s=0.5):

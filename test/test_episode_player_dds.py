@@ -41,7 +41,8 @@ def test_player_frames_arrive_intact_over_dds(ros, tmp_path):
         (index,) = [i for i in range(len(episode)) if np.array_equal(episode.rgb[i], rgb)]
         if stamp in by_stamp['odom']:
             _, base = conversions.odometry_to_pose(by_stamp['odom'][stamp])
-            # The base pose composed with the default extrinsics gives back the camera pose.
+            # The base pose composed with the default extrinsics (the maze camera's mount)
+            # gives back the camera pose.
             np.testing.assert_allclose(base @ mount, episode.pose[index], atol=1e-6)
             checked += 1
         if stamp in by_stamp['depth']:

@@ -55,6 +55,22 @@ def test_fresh_adapters_change_nothing_and_sets_round_trip():
     load_adapter_state(network, state)
     for name, value in adapter_state(network).items():
         assert torch.equal(value, state[name])
+
+    # Trained adapters change the output; reset_adapters takes them back to no effect.
+    with torch.no_grad():
+        for p in adapter_parameters(network).values():
+            p.normal_(0, 0.05)
+        trained = network(*inputs(2), adapter_scale=torch.ones(2))
+        downs = {n: p.clone() for n, p in adapter_parameters(network).items() if 'lora_down' in n}
+    assert not torch.allclose(trained, before)
     reset_adapters(network)
+    with torch.no_grad():
+        reset = network(*inputs(2), adapter_scale=torch.ones(2))
+    torch.testing.assert_close(reset, before)
+    ups = {n: p for n, p in adapter_parameters(network).items() if 'lora_up' in n}
+    assert ups and all(torch.count_nonzero(p) == 0 for p in ups.values())
+    # ... with fresh down projections, so finetuning starts again from new directions.
+    assert downs and all(not torch.equal(p, downs[n])
+                         for n, p in adapter_parameters(network).items() if n in downs)
     with pytest.raises(ValueError, match='does not match'):
         load_adapter_state(network, {'bogus': torch.zeros(1)})

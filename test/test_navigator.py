@@ -248,6 +248,12 @@ def test_world_model_imagine_predicts_near_and_far_paths():
         images = imagine(paths)
         assert images.shape == (2, 2, 64, 64, 3) and images.dtype == np.uint8
         assert images.std() > 0
+        cameras = paths @ base_from_camera
+        # The near path is rolled out from the recent context; the far one (6 m from the
+        # newest frame) is recalled from the memories, pose by pose, not rolled out.
+        np.testing.assert_array_equal(images[0], model.imagine(cameras[:1], steps=1).images[0])
+        np.testing.assert_array_equal(images[1], model.recall(cameras[1], steps=1))
+        assert not np.array_equal(images[1], model.imagine(cameras[1:], steps=1).images[0])
         no_memory = world_model_imagine(model, base_from_camera, experts=('short_term',),
                                         steps=1)
         assert no_memory(paths[1:, :1]).shape == (1, 1, 64, 64, 3)

@@ -15,7 +15,7 @@ from mowm_ros.data.exploration import (FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEF
                                        RIGHT)
 from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
-from mowm_ros.extrinsics import CAMERA_MOUNT, DEFAULT_EXTRINSICS, extrinsics_matrix
+from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix
 from mowm_ros.nodes import conversions
 import numpy as np
 import pytest
@@ -80,19 +80,21 @@ def test_the_maze_time_limit_is_lifted_and_a_finite_one_respawns(robot, referenc
     assert frame.action == -1 and robot.camera.physics.time() < 1.0
 
 
-def test_a_diverged_physics_step_respawns_the_robot(robot, monkeypatch):
-    from dm_control.rl.control import PhysicsError
-
-    def diverge(action):
-        raise PhysicsError('simulated divergence')
-
-    starts = []
-    monkeypatch.setattr(robot.env, 'step', diverge)
-    monkeypatch.setattr(robot.env, 'close', lambda: None)
-    monkeypatch.setattr(robot, '_start', lambda respawned: starts.append(respawned))
-    respawns = robot.respawns
+def test_a_diverged_physics_step_respawns_the_robot(robot, reference):
     robot.step(FORWARD)
-    assert starts == [True] and robot.respawns == respawns + 1
+    old_env, respawns, steps = robot.env, robot.respawns, robot.steps
+    # NaN velocities make MuJoCo's next step diverge: dm_control raises its PhysicsError.
+    robot.camera.physics.data.qvel[:] = np.nan
+    frame = robot.step(FORWARD)
+    assert frame.respawned and robot.respawns == respawns + 1 and frame.step == steps + 1
+    assert robot.env is not old_env and robot.camera.physics.time() < 1.0
+    # A fresh environment of the same maze, the robot at its spawn, and it drives on.
+    np.testing.assert_allclose(frame.pose, reference.pose[0], atol=1e-6)
+    np.testing.assert_array_equal(robot.grid.layout, reference.extras['maze_layout'])
+    assert np.all(np.isfinite(robot.camera.physics.data.qvel))
+    moved = robot.step(FORWARD)
+    assert not moved.respawned and robot.respawns == respawns + 1
+    assert np.linalg.norm(moved.pose[:2, 3] - frame.pose[:2, 3]) > 0.1
 
 
 # The node over real DDS ------------------------------------------------------------------
@@ -135,7 +137,7 @@ def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
     assert node.frames_published == REFERENCE_FRAMES and node.robot.steps == REFERENCE_FRAMES - 1
     assert wait_for(lambda: recorder.count() >= 10, timeout=30)
     by_stamp, complete = check_frames(recorder, 64)
-    extrinsics = extrinsics_matrix(DEFAULT_EXTRINSICS)
+    extrinsics = extrinsics_matrix(CAMERA_MOUNT)           # the default: the true mount
     indices = []
     for stamp in complete:
         _, base = conversions.odometry_to_pose(by_stamp['odom'][stamp])

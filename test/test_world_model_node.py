@@ -9,6 +9,7 @@ from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import EpisodePlayer
 from mowm_ros.nodes.world_model_node import LATCHED, WorldModelNode
+from mowm_ros.world_model import WorldModel, WorldModelConfig
 from nav_msgs.msg import Odometry, Path
 import numpy as np
 import pytest
@@ -103,6 +104,55 @@ def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
     assert reset.success
     assert wait_for(lambda: inbox.get('/world_model/memory/cloud')[-1].width < max(widths),
                     timeout=30)
+
+
+class RecordingModel(WorldModel):
+    """The real world model; it notes the newest frame each rollout used, by the image made."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.used = {}        # first predicted image (bytes) -> stamp of the newest frame used
+
+    def imagine(self, *args, **kwargs):
+        result = super().imagine(*args, **kwargs)
+        self.used[result.images[0, 0].tobytes()] = result.context_stamp
+        return result
+
+
+def test_no_prediction_is_stamped_before_the_newest_frame_it_used(ros, tmp_path, episode_path):
+    model = RecordingModel(WorldModelConfig(sampler_steps=4, finetune_on_observe=False))
+    inbox = Inbox(ros.node('listener'), [('/world_model/predicted/image', Image, 10),
+                                         ('/world_model/predicted/path', Path, 10)])
+    # Requests come faster than rollouts finish, so each waits while frames keep arriving;
+    # the predicted views are close in time (0.05 s), so a stamp taken when the request was
+    # made, not when the rollout started, falls before the frames the rollout used.
+    interval = 50_000_000
+    node = ros.add(WorldModelNode(model=model, context=ros.context, parameter_overrides=[
+        Parameter('horizon', value=2), Parameter('frame_interval_s', value=interval / 1e9),
+        Parameter('prediction_period_s', value=0.05)]))
+    ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
+        Parameter('episode', value=str(episode_path)), Parameter('rate_hz', value=20.0)]))
+
+    def matched():
+        paths = {conversions.stamp_to_ns(p.poses[0].header.stamp): p
+                 for p in inbox.get('/world_model/predicted/path')}
+        return [(image, paths[conversions.stamp_to_ns(image.header.stamp)])
+                for image in inbox.get('/world_model/predicted/image')
+                if conversions.stamp_to_ns(image.header.stamp) in paths]
+
+    assert wait_for(lambda: len(matched()) >= 6, timeout=60), \
+        f'{len(inbox.get("/world_model/predicted/image"))} predictions received'
+    used = []
+    for image, path in matched():
+        newest = model.used[conversions.image_to_rgb(image).tobytes()]
+        made_at = conversions.stamp_to_ns(path.header.stamp)
+        stamps = [conversions.stamp_to_ns(pose.header.stamp) for pose in path.poses]
+        assert made_at >= newest, (made_at, newest)
+        assert stamps == [made_at + interval, made_at + 2 * interval]
+        assert conversions.stamp_to_ns(image.header.stamp) > newest
+        used.append(newest)
+    assert len(set(used)) >= 3, 'the predictions did not follow new frames'
+    assert node.predictor.dropped > 0, 'no request waited behind a rollout: the test shows little'
 
 
 def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):

@@ -105,6 +105,13 @@ def save_episode(path, episode):
                  lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
 
 
+def temporary_files(path):
+    """Return the temporary files ``save_episode(path, ...)`` is writing or left behind."""
+    path = Path(path)
+    return [tmp for target in (path, sidecar_path(path))
+            for tmp in target.parent.glob(f'.{target.name}.*.tmp')]
+
+
 def load_episode(path):
     """Load and validate an episode; any problem raises EpisodeError naming the file."""
     path = Path(path)

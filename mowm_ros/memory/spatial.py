@@ -173,12 +173,85 @@ class _Frame:
     dropped: int          # samples outside the representable key range
 
 
+@dataclass
+class _Cloud:
+    """The arrays rendering needs: the main table's points by chunk and the recent points."""
+
+    main_xyz: np.ndarray
+    main_rgb: np.ndarray
+    chunk_ids: np.ndarray       # replaced, never changed in place, when the main table changes
+    chunk_offsets: np.ndarray
+    recent_xyz: np.ndarray
+    recent_rgb: np.ndarray
+
+    def copy(self):
+        # Integration updates positions and colours in place; the chunk index is replaced.
+        return _Cloud(self.main_xyz.copy(), self.main_rgb.copy(), self.chunk_ids,
+                      self.chunk_offsets, self.recent_xyz.copy(), self.recent_rgb.copy())
+
+    def runs_in(self, view, voxel_size):
+        in_view = voxels.chunks_in_view(self.chunk_ids, voxel_size, view['pose'], view['K'],
+                                        view['width'], view['height'], view['near'],
+                                        view['far'], view['margin'])
+        return voxels.selected_runs(self.chunk_offsets, in_view)
+
+    def points_in(self, view, voxel_size):
+        """Copy the points of the chunks in view and every recent point."""
+        runs = self.runs_in(view, voxel_size)
+        xyz = np.concatenate([self.main_xyz[a:b] for a, b in runs] + [self.recent_xyz])
+        rgb = np.concatenate([self.main_rgb[a:b] for a, b in runs] + [self.recent_rgb])
+        return xyz, rgb
+
+
+def _view_options(config, pose, K, width, height, point_size=None, max_radius=None, near=None,
+                  far=None):
+    if not (_whole(width, 1) and _whole(height, 1)):
+        raise ValueError(f'width and height must be positive integers, got {width}, {height}')
+    view = {'pose': geometry.check_pose(pose), 'K': geometry.check_intrinsics(K),
+            'width': width, 'height': height,
+            'point_size': config.point_size if point_size is None else point_size,
+            'max_radius': config.render_max_radius if max_radius is None else max_radius,
+            'near': config.render_near if near is None else near,
+            'far': config.render_far if far is None else far}
+    view['margin'] = view['max_radius'] if view['point_size'] > 0 else 0
+    return view
+
+
+def _render(xyz, rgb, view):
+    return render_points(xyz, rgb, view['pose'], view['K'], view['width'], view['height'],
+                         point_size=view['point_size'], max_radius=view['max_radius'],
+                         near=view['near'], far=view['far'])
+
+
+class SpatialView:
+    """
+    The points of a SpatialMemory as they were when ``SpatialMemory.view()`` was called.
+
+    ``render`` takes the same arguments as ``SpatialMemory.render`` and gives the same views
+    of that moment, whatever the memory integrates since.
+    """
+
+    def __init__(self, config, cloud):
+        self.config = config
+        self._cloud = cloud
+
+    def __len__(self):
+        return len(self._cloud.main_xyz) + len(self._cloud.recent_xyz)
+
+    def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
+               far=None):
+        view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
+                             far)
+        return _render(*self._cloud.points_in(view, self.config.voxel_size), view)
+
+
 class SpatialMemory:
     """
     Coloured voxel point cloud: integrate RGB-D frames, render views, export cloud and grid.
 
     ``integrate`` and ``render`` may run on different threads: state changes hold a lock and
     ``render`` copies the points it needs under that lock, so it always sees whole frames.
+    ``view()`` freezes the whole memory for several renders of one moment.
     """
 
     def __init__(self, config=None) -> None:
@@ -357,46 +430,34 @@ class SpatialMemory:
         Only chunks that meet the view frustum are copied (under the lock) and splatted with
         an exact z-buffer; splat size and clipping planes default to the config's.
         """
-        view = self._view(pose, K, width, height, point_size, max_radius, near, far)
+        view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
+                             far)
         with self._lock:
-            xyz, rgb = self._points_in(view)
-        return render_points(xyz, rgb, view['pose'], view['K'], width, height,
-                             point_size=view['point_size'], max_radius=view['max_radius'],
-                             near=view['near'], far=view['far'])
+            xyz, rgb = self._cloud().points_in(view, self.config.voxel_size)
+        return _render(xyz, rgb, view)
+
+    def view(self):
+        """
+        Return a SpatialView: a frozen copy of the points that renders what the memory holds now.
+
+        A rollout renders the memory at several poses; integration meanwhile changes it (in
+        place), so the rollout takes one view at its start and renders only from that. The
+        copy is the only work done under the lock (a few ms per million points).
+        """
+        with self._lock:
+            return SpatialView(self.config, self._cloud().copy())
 
     def count_in_view(self, pose, K, width, height, **view_options) -> int:
         """How many points ``render`` would project for this view after culling chunks."""
-        view = self._view(pose, K, width, height, **view_options)
+        view = _view_options(self.config, pose, K, width, height, **view_options)
         with self._lock:
-            runs = self._runs_in(view)
+            runs = self._cloud().runs_in(view, self.config.voxel_size)
             return sum(stop - start for start, stop in runs) + len(self._recent)
 
-    def _view(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-              far=None):
-        config = self.config
-        if not (_whole(width, 1) and _whole(height, 1)):
-            raise ValueError(f'width and height must be positive integers, got {width}, {height}')
-        view = {'pose': geometry.check_pose(pose), 'K': geometry.check_intrinsics(K),
-                'width': width, 'height': height,
-                'point_size': config.point_size if point_size is None else point_size,
-                'max_radius': config.render_max_radius if max_radius is None else max_radius,
-                'near': config.render_near if near is None else near,
-                'far': config.render_far if far is None else far}
-        view['margin'] = view['max_radius'] if view['point_size'] > 0 else 0
-        return view
-
-    def _runs_in(self, view):
-        in_view = voxels.chunks_in_view(self._chunk_ids, self.config.voxel_size, view['pose'],
-                                        view['K'], view['width'], view['height'], view['near'],
-                                        view['far'], view['margin'])
-        return voxels.selected_runs(self._chunk_offsets, in_view)
-
-    def _points_in(self, view):
-        """Copy the points of the chunks in view and every recent point."""
-        runs = self._runs_in(view)
-        xyz = np.concatenate([self._main.xyz[a:b] for a, b in runs] + [self._recent.xyz])
-        rgb = np.concatenate([self._main.rgb[a:b] for a, b in runs] + [self._recent.rgb])
-        return xyz, rgb
+    def _cloud(self):
+        """Return the live points as a _Cloud (no copy): call with the lock held."""
+        return _Cloud(self._main.xyz, self._main.rgb, self._chunk_ids, self._chunk_offsets,
+                      self._recent.xyz, self._recent.rgb)
 
     def points_and_colors(self) -> tuple:
         """Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2."""

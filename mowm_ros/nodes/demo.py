@@ -46,7 +46,7 @@ class DemoConfig:
     revisit_radius: float = 0.6    # metres
     revisit_yaw: float = 0.5       # radians
     revisit_gap_s: float = 15.0
-    # Memory Maze's robot covers about 0.37 m per 0.25 s step: sparser keyframes than the
+    # Memory Maze's robot covers about 0.5 m per 0.25 s step: sparser keyframes than the
     # node's defaults (made for slower robots) keep test-time finetuning in step on 2 cores.
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6
@@ -72,10 +72,9 @@ class DemoMonitor(Node):
         self.frames = {}            # stamp -> rgb uint8 (64x64)
         self.poses = []             # (stamp, x, y, yaw)
         self.predictions = []       # (stamp of the predicted view, rgb, predicted base pose)
-        self.paths = {}             # stamp of the first pose -> base pose
+        self.paths = {}             # stamp of the first pose -> (base pose, stamp made from)
         self.frames_seen = 0
         self.first_prediction = None
-        self.interval_ns = int(config.frame_interval_s * 1e9)
         self.create_subscription(Image, 'camera/image_raw', self.on_frame,
                                  qos_profile_sensor_data)
         self.create_subscription(Odometry, 'odom', self.on_odometry, qos_profile_sensor_data)
@@ -99,8 +98,11 @@ class DemoMonitor(Node):
     def on_path(self, msg):
         if msg.poses:
             stamp = conversions.stamp_to_ns(msg.poses[0].header.stamp)
+            # The header stamp is the moment the prediction was made from: no frame it used
+            # is newer (see WorldModelNode._predict).
+            made_at = conversions.stamp_to_ns(msg.header.stamp)
             with self.lock:
-                self.paths[stamp] = conversions.pose_msg_to_matrix(msg.poses[0].pose)
+                self.paths[stamp] = (conversions.pose_msg_to_matrix(msg.poses[0].pose), made_at)
 
     def on_prediction(self, msg):
         with self.lock:
@@ -131,9 +133,10 @@ class DemoMonitor(Node):
 
         The robot's real motion differs from the extrapolated one, so the truth of a
         predicted view is the frame the robot took closest to that pose (within
-        ``max_distance`` metres and ``max_turn`` radians) among the frames the model had not
-        seen yet, up to ``window_s`` after the predicted time; the baseline guess is the
-        newest frame the model had seen.
+        ``max_distance`` metres and ``max_turn`` radians) among the frames taken after the
+        moment the prediction was made from (its path's header stamp: no frame the model used
+        is newer), up to ``window_s`` after the predicted time; the baseline guess is the
+        newest frame taken at or before that moment.
         """
         with self.lock:
             frames, poses = dict(self.frames), sorted(self.poses)
@@ -145,9 +148,8 @@ class DemoMonitor(Node):
         for stamp, predicted in predictions:
             if stamp not in paths or not len(pose_array):
                 continue
-            target = paths[stamp]
+            target, made_at = paths[stamp]
             x, y, yaw = target[0, 3], target[1, 3], base_yaw(target)
-            made_at = stamp - self.interval_ns          # the newest frame the model had
             near = (times > made_at) & (times <= stamp + int(window_s * 1e9))
             distance = np.hypot(pose_array[:, 0] - x, pose_array[:, 1] - y)
             turn = np.abs((pose_array[:, 2] - yaw + np.pi) % (2 * np.pi) - np.pi)

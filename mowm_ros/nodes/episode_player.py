@@ -36,6 +36,7 @@ class EpisodePlayer(Node):
         self.declare_parameter('camera_frame', 'camera_optical_frame')
         self.declare_parameter('odom_frame', 'odom')
         self.declare_parameter('base_frame', 'base_link')
+        # Recorded Memory Maze episodes come from the maze camera: its mount by default.
         self.declare_parameter('camera_extrinsics', list(DEFAULT_EXTRINSICS))
 
         path = self.get_parameter('episode').value

@@ -43,7 +43,7 @@ PARAMETERS = {
     'rate_hz': 1e9 / CONTROL_PERIOD_NS, 'mode': 'cmd_vel', 'max_steps': 0,
     'cmd_vel_timeout': 0.5, 'forward_threshold': 0.05, 'turn_threshold': 0.1,
     'camera_frame': 'camera_optical_frame', 'odom_frame': 'odom', 'base_frame': 'base_link',
-    'camera_extrinsics': list(DEFAULT_EXTRINSICS),
+    'camera_extrinsics': list(DEFAULT_EXTRINSICS),  # as in config/sim_robot.yaml: the true mount
 }
 
 

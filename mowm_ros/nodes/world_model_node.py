@@ -484,9 +484,14 @@ class WorldModelNode(Node):
                                 throttle_duration_sec=LOG_THROTTLE_S)
 
     # --- prediction ------------------------------------------------------------------
-    def future_base_poses(self):
-        """Return (base poses, source): along a fresh plan, else the current velocity."""
-        latest = self.odometry.latest()
+    def future_base_poses(self, latest=None):
+        """
+        Return (base poses, source): along a fresh plan, else the current velocity.
+
+        The poses start from ``latest`` ((stamp, base pose); by default the newest odometry)
+        and lie ``frame_interval_s`` apart in time from its stamp on.
+        """
+        latest = self.odometry.latest() if latest is None else latest
         if latest is None:
             return None, None
         _, pose = latest
@@ -507,19 +512,30 @@ class WorldModelNode(Node):
             'velocity'
 
     def _request_prediction(self):
-        if self.model.context_ready and self.last_observed_stamp is not None:
-            poses, source = self.future_base_poses()
-            if poses is not None:
-                self.predictor.submit((poses, source, self.last_observed_stamp))
+        if self.model.context_ready and self.odometry.latest() is not None:
+            self.predictor.submit(time.monotonic())
 
-    def _predict(self, request):
-        base_poses, source, stamp = request
+    def _predict(self, requested):
+        """
+        Predict from one moment: the context and memory view, then the newest odometry.
+
+        The rollout sees nothing observed after it starts; the future poses are extrapolated
+        from the odometry taken with it, and stamped from the later of that odometry's stamp
+        and the newest frame in the context (``~/predicted/path``'s header carries it), so no
+        prediction is stamped before information it used.
+        """
         start = time.perf_counter()
-        result = self.model.imagine(base_poses @ self.base_from_camera)
+        state = self.model.rollout_state()
+        latest = self.odometry.latest()
+        if latest is None:
+            return                                  # reset meanwhile
+        base_poses, source = self.future_base_poses(latest)
+        made_at = max(latest[0], state.stamp)
+        result = self.model.imagine(base_poses @ self.base_from_camera, state=state)
         self.latency_ms.append(1000 * (time.perf_counter() - start) / len(base_poses))
         self.latency_ms = self.latency_ms[-50:]
         interval = int(self.params['frame_interval_s'] * 1e9)
-        stamps = [stamp + (i + 1) * interval for i in range(len(base_poses))]
+        stamps = [made_at + (i + 1) * interval for i in range(len(base_poses))]
         images = result.images[0]
         size = images.shape[1]
         self.image_pub.publish(conversions.rgb_to_image(images[0], self.camera_frame,
@@ -528,11 +544,12 @@ class WorldModelNode(Node):
             result.intrinsics, (size, size), self.camera_frame, stamps[0]))
         self.mosaic_pub.publish(conversions.rgb_to_image(mosaic(images), self.camera_frame,
                                                          stamps[0]))
-        self.path_pub.publish(conversions.poses_to_path(base_poses, self.params['odom_frame'],
-                                                        stamps))
+        path = conversions.poses_to_path(base_poses, self.params['odom_frame'], stamps)
+        path.header.stamp = conversions.ns_to_stamp(made_at)
+        self.path_pub.publish(path)
         self.predictions_published += 1
         self.last_prediction_source = source
-        rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera)
+        rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)
         self.agreement_pub.publish(Float32(data=self.last_agreement.score))
 

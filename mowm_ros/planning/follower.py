@@ -22,10 +22,13 @@ import numpy as np
 
 @dataclass
 class PathFollowerConfig:
-    lookahead_m: float = 0.6           # distance along the path to the point aimed at
+    # The defaults are those of config/path_follower.yaml (the node's defaults too): tuned for
+    # the simulated Memory Maze robot, whose discrete steps are 0.5 m and 0.32 rad, and used by
+    # the closed navigation loop over DDS (test_nav_loop_dds.py).
+    lookahead_m: float = 0.8           # distance along the path to the point aimed at
     max_speed: float = 0.5             # m/s
-    max_turn_rate: float = 1.0         # rad/s
-    goal_tolerance_m: float = 0.3      # done within this distance of the last point
+    max_turn_rate: float = 1.2         # rad/s
+    goal_tolerance_m: float = 0.4      # done within this distance of the last point
     heading_gain: float = 2.0          # turn rate per radian of heading error, in place
     turn_in_place_angle: float = 0.8   # rad: a larger heading error turns without driving
     search_window_m: float = 1.5       # how far progress may advance in one call

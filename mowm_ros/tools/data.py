@@ -13,7 +13,7 @@ def _show_warnings():
 def run_generate(args):
     _show_warnings()
     # lazy: keeps `mowm` quick to start
-    from mowm_ros.data.generate import generate_dataset, ParameterMismatch
+    from mowm_ros.data.generate import DirectoryBusy, generate_dataset, ParameterMismatch
     from mowm_ros.data.maze_env import GenerationConfig, max_env_steps
 
     config = GenerationConfig(
@@ -24,7 +24,7 @@ def run_generate(args):
         report = generate_dataset(args.out, seeds, config, workers=args.workers,
                                   force=args.force, verify=args.verify,
                                   progress=not args.no_progress)
-    except (ParameterMismatch, ValueError) as exc:
+    except (DirectoryBusy, ParameterMismatch, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     revisits = [stats['revisit_fraction'] for stats in report.generated]
