@@ -138,7 +138,7 @@ class RolloutState:
     spatial: object         # memory.spatial.SpatialView, or None when nothing renders
 
     @property
-    def stamp(self):
+    def stamp(self) -> int:
         """Stamp (ns) of the newest frame the state holds: nothing newer went into it."""
         return self.context[-1][2]
 

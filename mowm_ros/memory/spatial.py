@@ -231,7 +231,7 @@ class SpatialView:
     of that moment, whatever the memory integrates since.
     """
 
-    def __init__(self, config, cloud):
+    def __init__(self, config, cloud) -> None:
         self.config = config
         self._cloud = cloud
 
@@ -239,7 +239,7 @@ class SpatialView:
         return len(self._cloud.main_xyz) + len(self._cloud.recent_xyz)
 
     def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-               far=None):
+               far=None) -> RenderedView:
         view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
                              far)
         return _render(*self._cloud.points_in(view, self.config.voxel_size), view)
@@ -436,7 +436,7 @@ class SpatialMemory:
             xyz, rgb = self._cloud().points_in(view, self.config.voxel_size)
         return _render(xyz, rgb, view)
 
-    def view(self):
+    def view(self) -> SpatialView:
         """
         Return a SpatialView: a frozen copy of the points that renders what the memory holds now.
 
