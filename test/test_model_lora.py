@@ -60,12 +60,12 @@ def test_fresh_adapters_change_nothing_and_sets_round_trip():
     with torch.no_grad():
         for p in adapter_parameters(network).values():
             p.normal_(0, 0.05)
-        trained = network(*inputs(2), adapter_scale=torch.ones(2))
+        trained = network(*inputs(2), visible(2, torch.ones(2)))
         downs = {n: p.clone() for n, p in adapter_parameters(network).items() if 'lora_down' in n}
     assert not torch.allclose(trained, before)
     reset_adapters(network)
     with torch.no_grad():
-        reset = network(*inputs(2), adapter_scale=torch.ones(2))
+        reset = network(*inputs(2), visible(2, torch.ones(2)))
     torch.testing.assert_close(reset, before)
     ups = {n: p for n, p in adapter_parameters(network).items() if 'lora_up' in n}
     assert ups and all(torch.count_nonzero(p) == 0 for p in ups.values())
