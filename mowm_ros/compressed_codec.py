@@ -1,6 +1,7 @@
 """
-Decode sensor_msgs/CompressedImage: JPEG/PNG colour (image_transport ``compressed``) and PNG
-depth (``compressedDepth``), with Pillow.
+Decode sensor_msgs/CompressedImage (JPEG/PNG colour, compressedDepth PNG) with Pillow.
+
+Colour is image_transport's ``compressed`` transport, depth its ``compressedDepth``.
 
 Like ``image_codec`` (whose errors, size limit and depth conventions it shares) it reads plain
 attributes (``format``, ``data``), so it works on rclpy and ``rosbags`` messages alike, and

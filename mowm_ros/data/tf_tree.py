@@ -1,6 +1,7 @@
 """
-Static transforms of a recording (tf2_msgs/TFMessage on /tf_static) and the chain between two
-frames, composed without ROS.
+Static transforms of a recording (/tf_static) and the chain between two frames, without ROS.
+
+The messages are tf2_msgs/TFMessage.
 
 Each TransformStamped is the pose of ``child_frame_id`` in ``header.frame_id``. ``chain``
 finds the path between two frames through the tree (up towards a common ancestor and down
