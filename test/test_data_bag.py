@@ -4,6 +4,7 @@ from mowm_ros.cli import main
 from mowm_ros.data.bag_import import (BagImportConfig, BagImportError, extrinsics_matrix,
                                       import_bag)
 from mowm_ros.data.episode import load_episode
+from mowm_ros.data.resize import model_intrinsics
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -142,7 +143,7 @@ def test_resizing_scales_intrinsics_and_keeps_the_original(tmp_path):
     write_bag(tmp_path / 'bag', episode, StoragePlugin.SQLITE3, encoding='bgr8')
     back = import_bag(tmp_path / 'bag', config(size=16, keep_original=True))
     assert back.rgb.shape == (4, 16, 16, 3) and back.depth.shape == (4, 16, 16)
-    np.testing.assert_allclose(back.K, geometry.scale_intrinsics(episode.K, (32, 24), (16, 16)))
+    np.testing.assert_allclose(back.K, model_intrinsics(episode.K, 32, 24, 16))
     # bgr8 was written from RGB bytes, so the channels come back swapped.
     np.testing.assert_array_equal(back.extras['rgb_camera'], episode.rgb[..., ::-1])
     np.testing.assert_array_equal(back.extras['depth_camera'], episode.depth)
@@ -159,7 +160,7 @@ def test_images_outside_the_odometry_are_dropped(tmp_path):
 
 def test_missing_topic_is_named(tmp_path):
     write_bag(tmp_path / 'bag', synthetic_episode(frames=3))
-    with pytest.raises(BagImportError, match=r"topic '/nope' is not in .*/odom \("):
+    with pytest.raises(BagImportError, match=r"lacks the topic /nope; it has: .*/odom \("):
         import_bag(tmp_path / 'bag', config(odom_topic='/nope'))
     with pytest.raises(BagImportError, match='has type sensor_msgs/msg/Image'):
         import_bag(tmp_path / 'bag', config(odom_topic='/camera/image_raw'))
@@ -195,4 +196,4 @@ def test_from_bag_command_writes_an_episode(tmp_path, capsys):
     assert loaded.rgb.shape == (5, 16, 16, 3)
     np.testing.assert_allclose(loaded.pose, episode.pose, atol=1e-9)
     assert main(argv('/missing')) == 2
-    assert "topic '/missing' is not in" in capsys.readouterr().err
+    assert 'lacks the topic /missing' in capsys.readouterr().err
