@@ -63,7 +63,7 @@ def read_bag(path, wanted, optional=None):
     try:
         with AnyReader([Path(path)], default_typestore=typestore) as reader:
             topics = reader.topics
-            missing = [topic for topic in wanted if topic not in topics]
+            missing = sorted(topic for topic in wanted if topic not in topics)
             if missing:
                 raise BagReadError(f'{path} lacks the topic{"s" * (len(missing) > 1)} '
                                    f'{", ".join(missing)}; it has: {_describe(topics)}')

@@ -48,19 +48,18 @@ def distinct_cameras(infos):
 
 
 def camera_info_changes(cameras):
-    """The changes between consecutive distinct cameras, as JSON-ready dicts."""
+    """Return the changes between consecutive distinct cameras, as JSON-ready dicts."""
     return [{'at_s': _seconds(stamp), 'from': _camera(*before[1:]), 'to': _camera(K, size)}
             for before, (stamp, K, size) in zip(cameras, cameras[1:])]
 
 
 def camera_of_images(cameras, image_stamps):
-    """Index into ``cameras`` of the camera_info in force at each image stamp (the first before
-    any)."""
+    """Index into ``cameras`` of the camera_info in force at each image stamp (else the first)."""
     starts = np.array([camera[0] for camera in cameras], np.int64)
     return np.maximum(np.searchsorted(starts, np.asarray(image_stamps, np.int64),
                                       side='right') - 1, 0)
 
 
 def listed(items):
-    """The first MAX_LISTED items; the caller reports ``len(items)`` beside them."""
+    """Return the first MAX_LISTED items; the caller reports ``len(items)`` beside them."""
     return items[:MAX_LISTED]
