@@ -224,3 +224,10 @@ def test_a_path_that_is_no_recording_is_named(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(BagImportError, match='empty is neither a rosbag2 recording'):
         import_bag(tmp_path / 'empty', config())
+
+
+def test_camera_info_of_another_size_than_the_images_is_named(tmp_path):
+    episode = synthetic_episode(frames=3, size=(32, 24))
+    write_bag(tmp_path / 'bag', episode, camera_info=lambda i: (episode.K, 64, 48))
+    with pytest.raises(BagImportError, match='camera_info is 64x48 but the images are 32x24'):
+        import_bag(tmp_path / 'bag', config())

@@ -246,11 +246,15 @@ def import_bag(paths, config, revisit_config=None):
               'duplicate_stamps': int((~unique).sum())}
     report = {}
     K_recorded, (width, height), same_camera = _camera_in_force(reading, stamps, counts, report)
-    sizes = {images[i][3] for i in np.nonzero(same_camera)[0]}
-    if sizes != {(width, height)}:
+    # Images of another size than their camera_info (e.g. sent before a new camera_info) are
+    # dropped and counted; when none matches, the camera_info is wrong for the whole topic.
+    same_size = np.array([image[3] == (width, height) for image in images])
+    if not (same_camera & same_size).any():
+        sizes = {images[i][3] for i in np.nonzero(same_camera)[0]}
         shown = ', '.join(f'{w}x{h}' for w, h in sorted(sizes))
         raise BagImportError(f'camera_info is {width}x{height} but the images are {shown}')
-    unique &= same_camera
+    counts['images_other_size'] = int((same_camera & ~same_size).sum())
+    unique &= same_camera & same_size
 
     depth_index = None
     if config.depth_topic:
