@@ -1,7 +1,7 @@
 """
-A non-square camera (96x72) end to end: rosbag import, node conversions, world model.
+A non-square camera (96x72) end to end: bag import, node conversions, world model, dataset.
 
-All three crop the centred square and resize it to the model size, with the intrinsics of
+All of them crop the centred square and resize it to the model size, with the intrinsics of
 that crop, so a frame means the same thing on every path.
 
 The camera renders an exact RGB-D room (mowm_ros.memory.scenes); the world model runs a small
@@ -11,7 +11,8 @@ untrained checkpoint (only its preprocessing and memories are under test here).
 from bag_fixtures import config, write_bag
 from mowm_ros import geometry
 from mowm_ros.data.bag_import import import_bag
-from mowm_ros.data.episode import Episode
+from mowm_ros.data.dataset import DatasetConfig, EpisodeDataset
+from mowm_ros.data.episode import Episode, save_episode
 from mowm_ros.data.resize import model_intrinsics, to_model_frame
 from mowm_ros.memory import scenes
 from mowm_ros.nodes import conversions
@@ -105,3 +106,19 @@ def test_node_conversions_and_world_model_see_the_same_frames(tmp_path, room,
         assert psnr(rendered[0], truth.rgb, covered[0]) > 20
     finally:
         model.close()
+
+
+def test_training_dataset_crops_recorded_size_episodes_the_same_way(tmp_path, camera_episode):
+    episode = camera_episode
+    write_bag(tmp_path / 'bag', episode)
+    recorded = import_bag(tmp_path / 'bag', config(size=0))        # kept at 96x72
+    save_episode(tmp_path / 'ep.npz', recorded)
+    dataset = EpisodeDataset([tmp_path / 'ep.npz'],
+                             DatasetConfig(context=2, frame_skip=1, spatial_render=False))
+    data = dataset.episodes[0]
+    np.testing.assert_allclose(data.K, model_intrinsics(episode.K, WIDTH, HEIGHT, SIZE))
+    sample = dataset[0]
+    target = int(sample['frame'])
+    expected = to_model_frame(episode.rgb[target], SIZE)
+    np.testing.assert_allclose(sample['target'].numpy(),
+                               np.moveaxis(expected, -1, 0) / 127.5 - 1.0, atol=1e-6)
