@@ -21,6 +21,7 @@ import warnings
 from mowm_ros.image_codec import (check_image_size, CodecError, depth_from_metres,
                                   depth_from_millimetres)
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 COMPRESSED_DEPTH_HEADER = struct.Struct('<iff')   # compression format, depthParam[2]
 COLOR_FORMATS = ('JPEG', 'PNG')
@@ -37,8 +38,6 @@ def _parts(msg):
 
 def _open(data, allowed, what):
     """Return the decoded Pillow image of ``data`` (JPEG or PNG bytes), size-checked first."""
-    from PIL import Image, UnidentifiedImageError
-
     if not isinstance(data, (bytes, bytearray)):
         data = np.asarray(data, dtype=np.uint8).tobytes()
     if not data:
