@@ -20,6 +20,7 @@ from pathlib import Path
 import threading
 
 from mowm_ros import geometry
+from mowm_ros.data.resize import model_intrinsics, to_model_frame
 from mowm_ros.device import check_device
 from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
@@ -31,8 +32,7 @@ from mowm_ros.model.denoiser import Conditioning
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.experts import DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
-from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
-                                   to_model_frame)
+from mowm_ros.model.frames import images_to_tensor, tensor_to_images
 from mowm_ros.model.lora import add_lora, load_adapter_state
 import numpy as np
 import torch

@@ -5,7 +5,7 @@ No module imports a layer above its own, and imports sit at the top of modules e
 ones that say why in a comment.
 
 Layers, lowest first (a module may import its own layer and those below):
-geometry, render, image_codec, atomic, extrinsics, device < data < model, memory
+geometry, render, image_codec, compressed_codec, atomic, extrinsics, device < data < model, memory
 < world_model.py < planning < evaluation, benchmarks, viz < nodes < tools, cli (the ``mowm``
 command, which dispatches to every layer).
 """
@@ -16,7 +16,8 @@ from lint_paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / 'mowm_ros'
 LAYERS = [
-    {'geometry', 'render', 'image_codec', 'atomic', 'extrinsics', 'device', 'checkpoints'},
+    {'geometry', 'render', 'image_codec', 'compressed_codec', 'atomic', 'extrinsics', 'device',
+     'checkpoints'},
     {'data'},
     {'model', 'memory'},
     {'world_model'},

@@ -19,7 +19,7 @@ import zlib
 from mowm_ros import geometry
 from mowm_ros.data.cloud import build_cloud, CloudConfig, RenderConfig
 from mowm_ros.data.episode import episode_paths, EpisodeError, load_episode, read_sidecar
-from mowm_ros.data.resize import resize_rgb
+from mowm_ros.data.resize import model_intrinsics, to_model_frame
 from mowm_ros.render import empty_view
 import numpy as np
 import torch
@@ -110,12 +110,11 @@ class EpisodeDataset(torch.utils.data.Dataset):
         width, height = episode.image_size
         rgb = episode.rgb
         if (width, height) != (size, size):
-            rgb = np.stack([resize_rgb(frame, size) for frame in rgb])
+            rgb = np.stack([to_model_frame(frame, size) for frame in rgb])
         revisit = episode.extras.get('revisit', np.zeros(len(episode), bool)).astype(bool)
         data = _EpisodeData(name=Path(path).name, seed=episode_seed(path, episode.meta),
                             rgb=rgb, pose=episode.pose,
-                            K=geometry.scale_intrinsics(episode.K, (width, height),
-                                                        (size, size)),
+                            K=model_intrinsics(episode.K, width, height, size),
                             revisit=revisit)
         if config.spatial_render and episode.depth is not None:
             data.cloud = build_cloud(episode.rgb, episode.depth, episode.pose, episode.K,

@@ -21,12 +21,12 @@ import time
 
 from mowm_ros.atomic import atomic_write
 from mowm_ros.data.maze_env import GenerationConfig
+from mowm_ros.data.resize import to_model_frame
 from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
 from mowm_ros.evaluation.sliding_window import imagine_sliding_window, STRIDES
 from mowm_ros.model.experts import EXPERT_NAMES
-from mowm_ros.model.frames import to_model_frame
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 from tqdm import tqdm

@@ -22,13 +22,13 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from mowm_ros.data.resize import to_model_frame
 from mowm_ros.device import check_device
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
 from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
-from mowm_ros.model.frames import to_model_frame
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
