@@ -26,6 +26,7 @@ from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeB
 from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
                                    to_model_frame)
 from mowm_ros.model.lora import add_lora, load_adapter_state
+from mowm_ros.model.threads import use_threads
 import numpy as np
 import torch
 
@@ -134,6 +135,9 @@ class WorldModel:
     def __init__(self, config=None):
         self.config = config = config or WorldModelConfig()
         self.device = resolve_device(config.device)
+        # Sampling runs on the thread count of the thread that built the model, whichever
+        # thread calls it (the finetuning thread sets its own; see model/threads.py).
+        self.torch_threads = torch.get_num_threads()
         directory = config.checkpoint or checkpoint.default_checkpoint_dir()
         network, diffusion_config, self.checkpoint_config = checkpoint.load_checkpoint(
             directory, device=self.device)
@@ -245,6 +249,7 @@ class WorldModel:
         composition = self.composition(experts, mode)
         uses_render = any(q.render for q in composition.queries())
         with self._sample_lock:
+            use_threads(self.torch_threads)
             version = self._sync_adapters()
             batch, horizon = poses.shape[:2]
             images = [np.stack([c[0] for c in context])] * batch
@@ -282,6 +287,7 @@ class WorldModel:
         images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         uses_render = any(q.render for q in composition.queries())
         with self._sample_lock:
+            use_threads(self.torch_threads)
             self._sync_adapters()
             generator = torch.Generator(device=self.device).manual_seed(
                 self.config.seed if seed is None else seed)
