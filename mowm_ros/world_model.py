@@ -21,7 +21,8 @@ from mowm_ros.model import checkpoint
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
 from mowm_ros.model.diffusion import Diffusion
-from mowm_ros.model.experts import Conditioning, DENOISER, DenoiserEvaluator
+from mowm_ros.model.experts import (Conditioning, DENOISER, DenoiserEvaluator,
+                                    store_frozen_weights_in)
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
 from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
                                    to_model_frame)
@@ -149,6 +150,8 @@ class WorldModel:
         self.finetuner = EpisodicFinetuner(network, diffusion_config, config.finetune)
         add_lora(network, config.finetune.rank, config.finetune.alpha)
         self.network = network.to(self.device)
+        if config.bf16:
+            store_frozen_weights_in(self.network, torch.bfloat16)
         self.loaded_adapter_version = -1
         self.evaluators = {DENOISER: DenoiserEvaluator(
             self.network, torch.bfloat16 if config.bf16 else None)}

@@ -11,6 +11,7 @@ it, without touching the others.
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 DENOISER = 'denoiser'
 
@@ -75,6 +76,22 @@ def spatial_expert(weight=2.0, recent_context=True):
     return Expert('spatial', Query(context=recent_context, render=True),
                   Query(context=recent_context, render=False), weight,
                   description='memory render vs render blanked')
+
+
+def store_frozen_weights_in(network, dtype):
+    """
+    Keep the frozen conv and linear weights of ``network`` in ``dtype``, in place.
+
+    Under autocast they are cast to ``dtype`` on every call anyway (the cast is cached only for
+    weights that require grad), so storing them cast gives the same numbers without the ~230
+    copies per forward pass (12% of a CPU sampler step). The LoRA adapters stay float32: they
+    are loaded from the finetuner's published sets and compared with them. For a network that
+    only samples (a WorldModel's), not one that is still trained.
+    """
+    for name, module in network.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and '.lora_' not in f'.{name}':
+            module.to(dtype)
+    return network
 
 
 class DenoiserEvaluator:
