@@ -4,7 +4,10 @@ World-model speed: ms per predicted frame by sampler steps and expert set, ms pe
 ``mowm bench model`` (or ``python bench/model_bench.py``). Frames come from an episode when
 given (memories filled from its first frames), else from a synthetic scene. Latency covers all
 of imagine(): the spatial render, every expert's network evaluations (batched) and the DDIM
-steps.
+steps. The expert-set rows time a model whose finetuner never started; the operating rows
+time the node's normal state at the configured sampler steps: the finetuning thread alive and
+idle (its owed steps done), and training without pause while the sampler runs (finetuning
+steps per second reported beside them).
 """
 
 import json
@@ -68,6 +71,7 @@ def percentile_summary(values):
 
 
 def bench(args):
+    from mowm_ros.model.finetune import FinetuneConfig
     from mowm_ros.world_model import WorldModel, WorldModelConfig
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint
@@ -75,8 +79,13 @@ def bench(args):
     if checkpoint == 'random':
         temporary = tempfile.TemporaryDirectory()
         checkpoint = random_checkpoint(Path(temporary.name))
+    finetune_config = FinetuneConfig()
+    if args.finetune_threads is not None:
+        finetune_config.torch_threads = args.finetune_threads
+    if args.finetune_nice is not None:
+        finetune_config.thread_nice = args.finetune_nice
     model = WorldModel(WorldModelConfig(checkpoint=str(checkpoint or ''), device=args.device,
-                                        finetune_on_observe=False))
+                                        finetune_on_observe=False, finetune=finetune_config))
     frames = (episode_frames(args.episode, args.observe) if args.episode
               else synthetic_frames(args.observe))
     start = time.perf_counter()
@@ -95,7 +104,7 @@ def bench(args):
                 per_frame.append(1000 * (time.perf_counter() - t0) / args.horizon)
             queries = len(model.composition(experts).queries())
             rows.append({'experts': name, 'steps': steps, 'network_queries': queries,
-                         **percentile_summary(per_frame)})
+                         'finetuner': 'never started', **percentile_summary(per_frame)})
     keyframes = model.keyframes()
     finetune = []
     if len(keyframes.rgb):
@@ -104,6 +113,8 @@ def bench(args):
             t0 = time.perf_counter()
             model.finetuner.train_step(keyframes)
             finetune.append(1000 * (time.perf_counter() - t0))
+        if args.operating:
+            rows += operating_rows(model, keyframes, poses, args.repeats)
     result = {
         'device': str(model.device), 'threads': torch.get_num_threads(),
         'cpu': platform.processor() or platform.machine(), 'bf16': model.config.bf16,
@@ -111,6 +122,8 @@ def bench(args):
         'imagine': rows,
         'finetune_step_ms': percentile_summary(finetune) if finetune else None,
         'finetune_batch': model.finetuner.config.batch_size,
+        'finetune_threads': model.finetuner.config.torch_threads,
+        'finetune_thread_nice': model.finetuner.config.thread_nice,
         'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         'cuda_peak_mb': (torch.cuda.max_memory_allocated() / 2 ** 20
                          if torch.cuda.is_available() else None),
@@ -121,12 +134,48 @@ def bench(args):
     return result
 
 
+OPERATING_SETS = ('short_term', 'all three')
+
+
+def operating_rows(model, keyframes, poses, repeats):
+    """Time imagine() with the finetuning thread alive and idle, then while it trains."""
+    finetuner = model.finetuner
+    finetuner.start()
+    finetuner.submit(keyframes, new_keyframes=1)
+    finetuner.wait_idle()
+    rows = []
+    for state in ('alive, idle', 'training'):
+        for name in OPERATING_SETS:
+            experts = EXPERT_SETS[name]
+            steps = model.config.sampler_steps
+            model.imagine(poses[:1], experts=experts, steps=steps)
+            per_frame, done, t0 = [], finetuner.steps_done, time.perf_counter()
+            for _ in range(repeats):
+                if state == 'training':  # never lets the finetuner run out of work
+                    finetuner.submit(keyframes, finetuner.config.max_pending_steps)
+                t1 = time.perf_counter()
+                model.imagine(poses, experts=experts, steps=steps)
+                per_frame.append(1000 * (time.perf_counter() - t1) / len(poses))
+            row = {'experts': name, 'steps': steps,
+                   'network_queries': len(model.composition(experts).queries()),
+                   'finetuner': state, **percentile_summary(per_frame)}
+            if state == 'training':
+                row['finetune_steps_per_s'] = ((finetuner.steps_done - done)
+                                               / (time.perf_counter() - t0))
+            rows.append(row)
+    finetuner.stop()
+    return rows
+
+
 def markdown(result):
-    lines = ['| experts | sampler steps | network queries per step | ms per frame (median) '
-             '| p25-p75 |', '|---|---|---|---|---|']
+    lines = ['| finetuner | experts | sampler steps | network queries per step '
+             '| ms per frame (median) | p25-p75 | finetuning steps/s |', '|' + '---|' * 7]
     for row in result['imagine']:
-        lines.append(f"| {row['experts']} | {row['steps']} | {row['network_queries']} | "
-                     f"{row['median']:.0f} | {row['p25']:.0f}-{row['p75']:.0f} |")
+        rate = row.get('finetune_steps_per_s')
+        lines.append(f"| {row['finetuner']} | {row['experts']} | {row['steps']} | "
+                     f"{row['network_queries']} | {row['median']:.0f} | "
+                     f"{row['p25']:.0f}-{row['p75']:.0f} | "
+                     f"{'' if rate is None else f'{rate:.1f}'} |")
     if result['finetune_step_ms']:
         lines.append(f"\nfinetuning step (batch {result['finetune_batch']}): "
                      f"{result['finetune_step_ms']['median']:.0f} ms median")

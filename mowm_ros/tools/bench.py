@@ -58,6 +58,12 @@ def add_model_arguments(parser):
                         help='sampler step counts to time')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--no-operating', dest='operating', action='store_false',
+                        help='skip the rows with the finetuning thread alive and training')
+    parser.add_argument('--finetune-threads', type=int,
+                        help='torch threads of the finetuning thread (default: FinetuneConfig)')
+    parser.add_argument('--finetune-nice', type=int,
+                        help='niceness added to the finetuning thread (default: FinetuneConfig)')
 
 
 register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
