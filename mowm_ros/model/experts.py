@@ -10,6 +10,7 @@ it, without touching the others.
 
 from dataclasses import dataclass, field
 
+from mowm_ros.model.compiled import compile_network
 import torch
 from torch import nn
 
@@ -97,9 +98,10 @@ def store_frozen_weights_in(network, dtype):
 class DenoiserEvaluator:
     """Evaluates any number of queries on the shared denoiser in one batched forward pass."""
 
-    def __init__(self, network, autocast_dtype=None):
+    def __init__(self, network, autocast_dtype=None, compile_mode=''):
         self.network = network
         self.autocast_dtype = autocast_dtype
+        self.forward = compile_network(network, compile_mode)
 
     def __call__(self, queries, x_t, logsnr, cond):
         n = x_t.shape[0]
@@ -117,7 +119,8 @@ class DenoiserEvaluator:
         autocast = torch.autocast(device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
         with autocast:
-            v = self.network(tile(x_t), tile(logsnr), tile(cond.context), tile(cond.motions),
+            v = self.forward(tile(x_t), tile(logsnr), tile(cond.context), tile(cond.motions),
                              tile(cond.target_pose), tile(cond.render), flag('context'),
                              flag('render'), adapter_scale)
+        # A CUDA graph's output is overwritten by its next replay: float() copies bf16 out.
         return list(v.float().split(n))
