@@ -85,26 +85,28 @@ def bench(args):
     if args.finetune_nice is not None:
         finetune_config.thread_nice = args.finetune_nice
     model = WorldModel(WorldModelConfig(checkpoint=str(checkpoint or ''), device=args.device,
-                                        finetune_on_observe=False, finetune=finetune_config))
+                                        compile=args.compile, finetune_on_observe=False,
+                                        finetune=finetune_config))
     frames = (episode_frames(args.episode, args.observe) if args.episode
               else synthetic_frames(args.observe))
     start = time.perf_counter()
     for frame in frames:
         model.observe(frame)
     observe_ms = 1000 * (time.perf_counter() - start) / len(frames)
-    poses = np.stack([frames[-1].pose] * args.horizon)
+    # (paths, horizon, 4, 4): the paths are predicted side by side, one batch per step.
+    poses = np.tile(frames[-1].pose, (args.paths, args.horizon, 1, 1))
+    unknown = set(args.sets or ()) - set(EXPERT_SETS)
+    if unknown:
+        raise ValueError(f'unknown expert sets {sorted(unknown)}; known: {list(EXPERT_SETS)}')
     rows = []
-    for name, experts in EXPERT_SETS.items():
+    for name in args.sets or EXPERT_SETS:
+        experts = EXPERT_SETS[name]
         for steps in args.steps:
-            model.imagine(poses[:1], experts=experts, steps=steps)       # warm-up
-            per_frame = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                model.imagine(poses, experts=experts, steps=steps)
-                per_frame.append(1000 * (time.perf_counter() - t0) / args.horizon)
+            per_frame = time_imagine(model, poses, experts, steps, args.repeats)
             queries = len(model.composition(experts).queries())
             rows.append({'experts': name, 'steps': steps, 'network_queries': queries,
-                         'finetuner': 'never started', **percentile_summary(per_frame)})
+                         'paths': args.paths, 'finetuner': 'never started',
+                         **percentile_summary(per_frame)})
     keyframes = model.keyframes()
     finetune = []
     if len(keyframes.rgb):
@@ -119,6 +121,7 @@ def bench(args):
         'device': str(model.device), 'threads': torch.get_num_threads(),
         'cpu': platform.processor() or platform.machine(), 'bf16': model.config.bf16,
         'checkpoint': str(model.checkpoint_dir), 'observe_ms_per_frame': observe_ms,
+        'compile': args.compile, 'paths': args.paths,
         'imagine': rows,
         'finetune_step_ms': percentile_summary(finetune) if finetune else None,
         'finetune_batch': model.finetuner.config.batch_size,
@@ -137,6 +140,19 @@ def bench(args):
 OPERATING_SETS = ('short_term', 'all three')
 
 
+def time_imagine(model, poses, experts, steps, repeats, before_each=None):
+    """Return ms per predicted frame of ``repeats`` imagine() calls, after one warm-up."""
+    model.imagine(poses[:, :1], experts=experts, steps=steps)   # same batch: compiled once
+    per_frame = []
+    for _ in range(repeats):
+        if before_each is not None:
+            before_each()
+        t0 = time.perf_counter()
+        model.imagine(poses, experts=experts, steps=steps)
+        per_frame.append(1000 * (time.perf_counter() - t0) / poses[..., 0, 0].size)
+    return per_frame
+
+
 def operating_rows(model, keyframes, poses, repeats):
     """Time imagine() with the finetuning thread alive and idle, then while it trains."""
     finetuner = model.finetuner
@@ -148,17 +164,15 @@ def operating_rows(model, keyframes, poses, repeats):
         for name in OPERATING_SETS:
             experts = EXPERT_SETS[name]
             steps = model.config.sampler_steps
-            model.imagine(poses[:1], experts=experts, steps=steps)
-            per_frame, done, t0 = [], finetuner.steps_done, time.perf_counter()
-            for _ in range(repeats):
-                if state == 'training':  # never lets the finetuner run out of work
-                    finetuner.submit(keyframes, finetuner.config.max_pending_steps)
-                t1 = time.perf_counter()
-                model.imagine(poses, experts=experts, steps=steps)
-                per_frame.append(1000 * (time.perf_counter() - t1) / len(poses))
+            done, t0 = finetuner.steps_done, time.perf_counter()
+            per_frame = time_imagine(
+                model, poses, experts, steps, repeats,
+                # never lets the finetuner run out of work
+                (lambda: finetuner.submit(keyframes, finetuner.config.max_pending_steps))
+                if state == 'training' else None)
             row = {'experts': name, 'steps': steps,
                    'network_queries': len(model.composition(experts).queries()),
-                   'finetuner': state, **percentile_summary(per_frame)}
+                   'paths': len(poses), 'finetuner': state, **percentile_summary(per_frame)}
             if state == 'training':
                 row['finetune_steps_per_s'] = ((finetuner.steps_done - done)
                                                / (time.perf_counter() - t0))
@@ -180,7 +194,8 @@ def markdown(result):
         lines.append(f"\nfinetuning step (batch {result['finetune_batch']}): "
                      f"{result['finetune_step_ms']['median']:.0f} ms median")
     lines.append(f"peak RSS {result['peak_rss_mb']:.0f} MB; device {result['device']}, "
-                 f"{result['threads']} threads")
+                 f"{result['threads']} threads; {result['paths']} path(s) per call; compile "
+                 f"{result['compile'] or 'none (eager)'}")
     return '\n'.join(lines)
 
 

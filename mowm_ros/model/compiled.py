@@ -8,8 +8,6 @@ compiling, see lora.py). ``trace-only`` captures the same graph but runs it with
 (no code generation, no C compiler): the quick check that capture changes no frame.
 """
 
-import torch
-
 COMPILE_MODES = ('', 'default', 'reduce-overhead', 'max-autotune', 'trace-only')
 
 
@@ -21,6 +19,8 @@ def check_compile_mode(mode):
 
 def compile_network(network, mode):
     """Return ``network`` compiled for ``mode`` ('' returns it as it is)."""
+    import torch   # here, so that the CLI can list the modes without importing torch
+
     check_compile_mode(mode)
     if not mode:
         return network

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import importlib
 import typing
 
+from mowm_ros.model.compiled import COMPILE_MODES
+
 
 @dataclass
 class Benchmark:
@@ -58,6 +60,12 @@ def add_model_arguments(parser):
                         help='sampler step counts to time')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--paths', type=int, default=1,
+                        help='paths imagined side by side per call (one batch per step)')
+    parser.add_argument('--sets', nargs='+', help="expert sets to time, e.g. short_term "
+                        "'all three' (default: all)")
+    parser.add_argument('--compile', default='', choices=COMPILE_MODES,
+                        help="torch.compile the sampler's network ('': eager)")
     parser.add_argument('--no-operating', dest='operating', action='store_false',
                         help='skip the rows with the finetuning thread alive and training')
     parser.add_argument('--finetune-threads', type=int,
