@@ -102,11 +102,10 @@ def bench(args):
     for name in args.sets or EXPERT_SETS:
         experts = EXPERT_SETS[name]
         for steps in args.steps:
-            per_frame = time_imagine(model, poses, experts, steps, args.repeats)
+            timing = time_imagine(model, poses, experts, steps, args.repeats)
             queries = len(model.composition(experts).queries())
             rows.append({'experts': name, 'steps': steps, 'network_queries': queries,
-                         'paths': args.paths, 'finetuner': 'never started',
-                         **percentile_summary(per_frame)})
+                         'paths': args.paths, 'finetuner': 'never started', **timing})
     keyframes = model.keyframes()
     finetune = []
     if len(keyframes.rgb):
@@ -141,16 +140,26 @@ OPERATING_SETS = ('short_term', 'all three')
 
 
 def time_imagine(model, poses, experts, steps, repeats, before_each=None):
-    """Return ms per predicted frame of ``repeats`` imagine() calls, after one warm-up."""
+    """
+    Time ``repeats`` imagine() calls after one warm-up: a row's latency fields.
+
+    Beside ms per predicted frame it counts the process's voluntary context switches per
+    frame: threads going to sleep, e.g. an OpenMP worker that stopped spin-waiting between
+    ops (model/threads.py). Unlike the latency, that count hardly depends on machine load.
+    """
     model.imagine(poses[:, :1], experts=experts, steps=steps)   # same batch: compiled once
-    per_frame = []
+    frames = poses[..., 0, 0].size
+    per_frame, switches = [], 0
     for _ in range(repeats):
         if before_each is not None:
             before_each()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
         t0 = time.perf_counter()
         model.imagine(poses, experts=experts, steps=steps)
-        per_frame.append(1000 * (time.perf_counter() - t0) / poses[..., 0, 0].size)
-    return per_frame
+        per_frame.append(1000 * (time.perf_counter() - t0) / frames)
+        switches += resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - before
+    return {**percentile_summary(per_frame), 'context_switches_per_frame':
+            switches / (frames * repeats)}
 
 
 def operating_rows(model, keyframes, poses, repeats):
@@ -165,14 +174,14 @@ def operating_rows(model, keyframes, poses, repeats):
             experts = EXPERT_SETS[name]
             steps = model.config.sampler_steps
             done, t0 = finetuner.steps_done, time.perf_counter()
-            per_frame = time_imagine(
+            timing = time_imagine(
                 model, poses, experts, steps, repeats,
                 # never lets the finetuner run out of work
                 (lambda: finetuner.submit(keyframes, finetuner.config.max_pending_steps))
                 if state == 'training' else None)
             row = {'experts': name, 'steps': steps,
                    'network_queries': len(model.composition(experts).queries()),
-                   'paths': len(poses), 'finetuner': state, **percentile_summary(per_frame)}
+                   'paths': len(poses), 'finetuner': state, **timing}
             if state == 'training':
                 row['finetune_steps_per_s'] = ((finetuner.steps_done - done)
                                                / (time.perf_counter() - t0))
@@ -183,12 +192,14 @@ def operating_rows(model, keyframes, poses, repeats):
 
 def markdown(result):
     lines = ['| finetuner | experts | sampler steps | network queries per step '
-             '| ms per frame (median) | p25-p75 | finetuning steps/s |', '|' + '---|' * 7]
+             '| ms per frame (median) | p25-p75 | context switches per frame '
+             '| finetuning steps/s |', '|' + '---|' * 8]
     for row in result['imagine']:
         rate = row.get('finetune_steps_per_s')
         lines.append(f"| {row['finetuner']} | {row['experts']} | {row['steps']} | "
                      f"{row['network_queries']} | {row['median']:.0f} | "
                      f"{row['p25']:.0f}-{row['p75']:.0f} | "
+                     f"{row['context_switches_per_frame']:.0f} | "
                      f"{'' if rate is None else f'{rate:.1f}'} |")
     if result['finetune_step_ms']:
         lines.append(f"\nfinetuning step (batch {result['finetune_batch']}): "
