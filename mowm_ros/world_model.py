@@ -76,7 +76,7 @@ class WorldModelConfig:
     episodic_sees_recent_context: bool = True
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
-    compile: str = ''                    # '' eager, or a torch.compile mode (model/compiled.py)
+    compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
     seed: int = 0
     finetune_on_observe: bool = True
     spatial: SpatialMemoryConfig = None  # None: matched to how the checkpoint was trained
@@ -93,7 +93,7 @@ class WorldModelConfig:
             raise ValueError(f'device must be auto, cpu or cuda, got {self.device!r}')
         if self.sampler_steps < 1:
             raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
-        check_compile_mode(self.compile)
+        check_compile_mode(self.compile_mode)
         if self.context_interval_s < 0:
             raise ValueError('context_interval_s must be >= 0')
 
@@ -157,7 +157,7 @@ class WorldModel:
             store_frozen_weights_in(self.network, torch.bfloat16)
         self.loaded_adapter_version = -1
         self.evaluators = {DENOISER: DenoiserEvaluator(
-            self.network, torch.bfloat16 if config.bf16 else None, config.compile)}
+            self.network, torch.bfloat16 if config.bf16 else None, config.compile_mode)}
         if config.spatial is None:
             config.spatial = spatial_config_for(self.checkpoint_config)
         self.spatial = SpatialMemory(config.spatial)

@@ -11,7 +11,7 @@ EXPERTS = ('short_term', 'episodic', 'spatial')
 
 def observed_model(compile_mode):
     torch.manual_seed(0)  # the adapters' initial weights
-    model = WorldModel(WorldModelConfig(device='cpu', compile=compile_mode,
+    model = WorldModel(WorldModelConfig(device='cpu', compile_mode=compile_mode,
                                         finetune_on_observe=False))
     for frame in synthetic_frames(12):
         model.observe(frame)
@@ -46,4 +46,4 @@ def test_captured_graph_predicts_the_eager_frames(one_thread):
 
 def test_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match='compile must be one of'):
-        WorldModelConfig(compile='fastest')
+        WorldModelConfig(compile_mode='fastest')

@@ -85,7 +85,7 @@ def bench(args):
     if args.finetune_nice is not None:
         finetune_config.thread_nice = args.finetune_nice
     model = WorldModel(WorldModelConfig(checkpoint=str(checkpoint or ''), device=args.device,
-                                        compile=args.compile, finetune_on_observe=False,
+                                        compile_mode=args.compile, finetune_on_observe=False,
                                         finetune=finetune_config))
     frames = (episode_frames(args.episode, args.observe) if args.episode
               else synthetic_frames(args.observe))

@@ -62,8 +62,8 @@ def add_model_arguments(parser):
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     parser.add_argument('--paths', type=int, default=1,
                         help='paths imagined side by side per call (one batch per step)')
-    parser.add_argument('--sets', nargs='+', help="expert sets to time, e.g. short_term "
-                        "'all three' (default: all)")
+    parser.add_argument('--sets', nargs='+', help='expert sets to time, e.g. short_term '
+                        '"all three" (default: all)')
     parser.add_argument('--compile', default='', choices=COMPILE_MODES,
                         help="torch.compile the sampler's network ('': eager)")
     parser.add_argument('--no-operating', dest='operating', action='store_false',
