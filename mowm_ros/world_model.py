@@ -26,14 +26,17 @@ from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
 from mowm_ros.memory.store import MemoryStore, Snapshot
 from mowm_ros.model import checkpoint
+from mowm_ros.model.compiled import check_compile_mode
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
 from mowm_ros.model.denoiser import Conditioning
 from mowm_ros.model.diffusion import Diffusion
-from mowm_ros.model.experts import DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES
+from mowm_ros.model.experts import (DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES,
+                                    store_frozen_weights_in)
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
 from mowm_ros.model.frames import images_to_tensor, tensor_to_images
 from mowm_ros.model.lora import add_lora, load_adapter_state
+from mowm_ros.model.threads import use_threads
 import numpy as np
 import torch
 
@@ -78,6 +81,7 @@ class WorldModelConfig:
     episodic_sees_recent_context: bool = True
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
+    compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
     seed: int = 0
     finetune_on_observe: bool = True
     spatial: SpatialMemoryConfig = None  # None: matched to how the checkpoint was trained
@@ -93,6 +97,7 @@ class WorldModelConfig:
         check_device(self.device)
         if self.sampler_steps < 1:
             raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
+        check_compile_mode(self.compile_mode)
         if self.context_interval_s < 0:
             raise ValueError('context_interval_s must be >= 0')
 
@@ -159,6 +164,9 @@ class WorldModel:
     def __init__(self, config=None) -> None:
         self.config = config = config or WorldModelConfig()
         self.device = resolve_device(config.device)
+        # Sampling runs on the thread count of the thread that built the model, whichever
+        # thread calls it (the finetuning thread sets its own; see model/threads.py).
+        self.torch_threads = torch.get_num_threads()
         directory = config.checkpoint or checkpoint.default_checkpoint_dir()
         network, diffusion_config, self.checkpoint_config = checkpoint.load_checkpoint(
             directory, device=self.device)
@@ -170,9 +178,11 @@ class WorldModel:
         self.finetuner = EpisodicFinetuner(network, diffusion_config, config.finetune)
         add_lora(network, config.finetune.rank, config.finetune.alpha)
         self.network = network.to(self.device)
+        if config.bf16:
+            store_frozen_weights_in(self.network, torch.bfloat16)
         self.loaded_adapter_version = -1
         self.evaluators = {DENOISER: DenoiserEvaluator(
-            self.network, torch.bfloat16 if config.bf16 else None)}
+            self.network, torch.bfloat16 if config.bf16 else None, config.compile_mode)}
         if config.spatial is None:
             config.spatial = spatial_config_for(self.checkpoint_config)
         self.spatial = SpatialMemory(config.spatial)
@@ -283,6 +293,7 @@ class WorldModel:
         state = self._state_for(state, uses_render, 'imagine()')
         context, K = state.context, state.K
         with self._sample_lock:
+            use_threads(self.torch_threads)
             version = self._sync_adapters()
             batch, horizon = poses.shape[:2]
             images = [np.stack([c[0] for c in context])] * batch
@@ -332,6 +343,7 @@ class WorldModel:
         context = state.context
         images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         with self._sample_lock:
+            use_threads(self.torch_threads)
             self._sync_adapters()
             generator = torch.Generator(device=self.device).manual_seed(
                 self.config.seed if seed is None else seed)

@@ -17,6 +17,7 @@ from mowm_ros import geometry
 from mowm_ros.model.denoiser import Conditioning, Flags
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.lora import adapter_parameters, adapter_state, add_lora, load_adapter_state
+from mowm_ros.model.threads import background_thread_setup
 from mowm_ros.model.training import diffusion_loss, dropout_flags
 import numpy as np
 import torch
@@ -36,10 +37,18 @@ class FinetuneConfig:
     max_pending_steps: int = 64   # cap on the backlog when keyframes arrive faster than steps
     bf16: bool = True
     seed: int = 0
+    # The worker thread runs single-threaded and nicer than the sampler, so it never gives
+    # the process a second OpenMP team (which slows the sampler, see model/threads.py) and
+    # takes the CPU the sampler leaves. More threads: a faster step, a slower sampler.
+    torch_threads: int = 1
+    thread_nice: int = 10         # niceness added to the worker thread (Linux); 0 = none
 
     def __post_init__(self):
         if self.rank < 1 or self.batch_size < 1 or not self.steps_per_keyframe >= 0:
             raise ValueError('rank and batch_size must be >= 1, steps_per_keyframe >= 0')
+        if self.torch_threads < 1 or self.thread_nice < 0:
+            raise ValueError(f'torch_threads must be >= 1 and thread_nice >= 0, got '
+                             f'{self.torch_threads}, {self.thread_nice}')
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ValueError(f'context_dropout must be in [0, 1], got {self.context_dropout}')
 
@@ -155,6 +164,7 @@ class EpisodicFinetuner:
             return self._lock.wait_for(lambda: self._pending_steps < 1, timeout)
 
     def _run(self):
+        background_thread_setup(self.config.torch_threads, self.config.thread_nice)
         while True:
             with self._lock:
                 self._lock.wait_for(lambda: self._stop or self._pending_steps >= 1)

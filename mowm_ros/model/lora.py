@@ -30,14 +30,15 @@ class LoRAConv2d(nn.Module):
         out = self.base(x)
         if adapter_scale is None:
             return out
-        active = torch.nonzero(adapter_scale).flatten()
-        if len(active) == 0:
-            return out
-        if len(active) < len(x):
-            # Only the adapted samples pay for the update (the frozen twins skip it).
-            update = self.lora_up(self.lora_down(x[active])) * self.scaling
-            scale = adapter_scale[active].view(-1, 1, 1, 1).to(update.dtype)
-            return out.index_add(0, active, (update * scale).to(out.dtype))
+        if not torch.compiler.is_compiling():  # a captured graph needs static shapes
+            active = torch.nonzero(adapter_scale).flatten()
+            if len(active) == 0:
+                return out
+            if len(active) < len(x):
+                # Only the adapted samples pay for the update (the frozen twins skip it).
+                update = self.lora_up(self.lora_down(x[active])) * self.scaling
+                scale = adapter_scale[active].view(-1, 1, 1, 1).to(update.dtype)
+                return out.index_add(0, active, (update * scale).to(out.dtype))
         update = self.lora_up(self.lora_down(x)) * self.scaling
         return out + update * adapter_scale.view(-1, 1, 1, 1).to(update.dtype)
 

@@ -11,6 +11,7 @@ import importlib
 import typing
 
 from mowm_ros.device import device_argument, DEVICE_HELP
+from mowm_ros.model.compiled import COMPILE_MODES
 
 
 @dataclass
@@ -61,6 +62,18 @@ def add_model_arguments(parser):
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
     parser.add_argument('--device', default='auto', type=device_argument,
                         help=f'{DEVICE_HELP} (default: auto)')
+    parser.add_argument('--paths', type=int, default=1,
+                        help='paths imagined side by side per call (one batch per step)')
+    parser.add_argument('--sets', nargs='+', help='expert sets to time, e.g. short_term '
+                        '"all three" (default: all)')
+    parser.add_argument('--compile', default='', choices=COMPILE_MODES,
+                        help="torch.compile the sampler's network ('': eager)")
+    parser.add_argument('--no-operating', dest='operating', action='store_false',
+                        help='skip the rows with the finetuning thread alive and training')
+    parser.add_argument('--finetune-threads', type=int,
+                        help='torch threads of the finetuning thread (default: FinetuneConfig)')
+    parser.add_argument('--finetune-nice', type=int,
+                        help='niceness added to the finetuning thread (default: FinetuneConfig)')
 
 
 register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
