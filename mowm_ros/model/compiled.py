@@ -19,7 +19,7 @@ def check_compile_mode(mode):
 
 def compile_network(network, mode):
     """Return ``network`` compiled for ``mode`` ('' returns it as it is)."""
-    import torch   # here, so that the CLI can list the modes without importing torch
+    import torch   # lazy: the CLI lists the modes without importing torch
 
     check_compile_mode(mode)
     if not mode:
