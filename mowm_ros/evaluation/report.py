@@ -222,14 +222,16 @@ def save_small_png(figure, path, dpi):
 
 
 def write_report(config, results):
-    """Write results.json, results.md, psnr_horizon.png and strips.png; return the summary."""
+    """Write results.json, results.md and the plots into the condition's report_dir."""
     from mowm_ros.evaluation.runner import load_strips
 
-    out = Path(config.out_dir)
+    out = Path(config.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(results)
+    summary['condition'] = config.condition
     (out / 'results.json').write_text(json.dumps(summary, indent=1))
-    (out / 'results.md').write_text('# Memory benchmark\n\n' + markdown_table(summary) + '\n')
+    (out / 'results.md').write_text(f'# Memory benchmark ({config.condition})\n\n'
+                                    + markdown_table(summary) + '\n')
     plot_horizon(summary, out / 'psnr_horizon.png')
     strips = [(r['seed'], load_strips(config, r['seed'])) for r in results]
     plot_strips(strips, results[0]['row_order'], out / 'strips.png')
