@@ -27,3 +27,17 @@ def test_demo_writes_its_outputs_and_a_summary(tmp_path, capsys, domain_id, monk
     assert (out / 'memory' / 'snapshots').is_dir()
     printed = capsys.readouterr().out
     assert 'demo finished' in printed and 'PSNR' in printed
+
+
+def test_rgb_only_demo_predicts_from_short_term_and_episodic(tmp_path, capsys, domain_id,
+                                                             monkeypatch):
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
+    out = tmp_path / 'demo'
+    assert cli.main(['demo', '--out', str(out), '--steps', '24', '--rate', '8',
+                     '--rgb-only']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['experts'] == ['short_term', 'episodic']
+    assert metrics['memory_points'] == 0 and metrics['keyframes'] >= 1
+    assert metrics['predictions_published'] >= 1
+    printed = capsys.readouterr().out
+    assert 'demo finished' in printed and 'PSNR' in printed

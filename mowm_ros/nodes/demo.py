@@ -49,6 +49,7 @@ class DemoConfig:
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6
     live: bool = False             # run until Ctrl-C (no step limit)
+    rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
     strip_samples: int = 8
 
 
@@ -181,6 +182,7 @@ def summarise(comparisons, monitor, world_model, wall_s):
         'prediction_latency_ms_per_frame': float(np.median(world_model.latency_ms))
         if world_model.latency_ms else None,
         'dropped_prediction_requests': world_model.predictor.dropped,
+        'experts': list(world_model.model.config.experts),
         'memory_points': len(world_model.model.spatial),
         'keyframes': len(world_model.model.episodic),
         'adapter_version': world_model.model.finetuner.latest().version,
@@ -238,6 +240,7 @@ def run_demo(config, log=print):
         Parameter('snapshot_period_s', value=0.0),
         Parameter('keyframe_min_translation', value=config.keyframe_min_translation),
         Parameter('keyframe_min_rotation', value=config.keyframe_min_rotation),
+        Parameter('use_depth', value=not config.rgb_only),
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
     monitor = DemoMonitor(config, context=context)
     nodes = [robot, world_model, monitor]

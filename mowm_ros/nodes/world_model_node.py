@@ -119,6 +119,16 @@ def check_parameter(name, value):
     return None
 
 
+def experts_from(params, name='experts'):
+    """
+    The experts of parameter ``name`` the node can run: without depth (``use_depth: false``,
+    an RGB-only camera) the spatial memory stays empty, so the spatial expert is left out and
+    the node runs short-term + episodic.
+    """
+    experts = list(params[name])
+    return experts if params['use_depth'] else [e for e in experts if e != 'spatial']
+
+
 def model_config_from(params):
     """Build the WorldModelConfig from node parameters; raise ValueError naming a bad one."""
     directory = params['checkpoint'] or str(checkpoint.default_checkpoint_dir())
@@ -131,7 +141,7 @@ def model_config_from(params):
                                     min_rotation=float(params['keyframe_min_rotation']))
     return WorldModelConfig(
         checkpoint=directory, device=params['device'],
-        sampler_steps=int(params['sampler_steps']), experts=tuple(params['experts']),
+        sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
         weights={'short_term': params['weight_short_term'],
                  'episodic': params['weight_episodic'], 'spatial': params['weight_spatial']},
@@ -537,7 +547,8 @@ class WorldModelNode(Node):
     # --- image-goal navigation ---------------------------------------------------------
     def _imagine_for_goal(self, base_poses):
         p = self.params
-        return world_model_imagine(self.model, self.base_from_camera, p['goal_experts'],
+        return world_model_imagine(self.model, self.base_from_camera,
+                                   experts_from(p, 'goal_experts'),
                                    int(p['goal_sampler_steps']))(base_poses)
 
     def _occupancy_for_goal(self):

@@ -3,6 +3,7 @@
 
     mowm demo [--out out/demo] [--steps 480] [--seed 90003]    # fixed route, then a summary
     mowm demo --live                                           # until Ctrl-C, for rviz
+    mowm demo --rgb-only     # the node ignores depth: short-term + episodic experts only
 """
 
 import os
@@ -17,7 +18,7 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps,
-                        rate_hz=args.rate, live=args.live)
+                        rate_hz=args.rate, live=args.live, rgb_only=args.rgb_only)
     try:
         summary = run_demo(config)
     except (ValueError, OSError) as exc:
@@ -36,5 +37,8 @@ def add_parser(subparsers):
     parser.add_argument('--seed', type=int, default=90_003, help='maze seed (held out)')
     parser.add_argument('--rate', type=float, default=4.0, help='robot control rate, Hz')
     parser.add_argument('--live', action='store_true', help='run until Ctrl-C (for rviz)')
+    parser.add_argument('--rgb-only', action='store_true',
+                        help='an RGB-only camera: no depth, so no spatial memory; the node '
+                        'runs the short-term and episodic experts')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.set_defaults(func=run)
