@@ -10,7 +10,7 @@ import pytest
 
 
 def wander(seed, steps=60, step_length=0.1):
-    """A random planar drive: camera poses (N, 4, 4) about step_length apart, level camera."""
+    """Return a random planar drive: camera poses (N, 4, 4) about step_length apart."""
     rng = np.random.default_rng(seed)
     x = y = 0.0
     yaw = rng.uniform(-math.pi, math.pi)

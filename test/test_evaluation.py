@@ -162,8 +162,8 @@ def test_bench_scaling_measures_latency_and_memory_at_each_count(tmp_path, tiny_
     assert '| 6 |' in capsys.readouterr().out
 
 
-def test_conditions_change_what_the_model_is_given_never_the_truth(tmp_path, tiny_checkpoint,
-                                                                  monkeypatch, one_thread):
+def test_conditions_change_what_the_model_is_given_never_the_truth(
+        tmp_path, tiny_checkpoint, monkeypatch, one_thread):
     from mowm_ros.world_model import WorldModel
 
     told = {'observe': [], 'imagine': []}
@@ -208,7 +208,7 @@ def test_conditions_change_what_the_model_is_given_never_the_truth(tmp_path, tin
     assert 'condition' not in results['rgbd']['signature']
     assert results['drift']['signature']['drift'] == {'yaw_per_metre': 0.03, 'scale': 0.02,
                                                       'spread': 0.5, 'seed': 0}
-    with pytest.raises(ValueError, match=r"rgb-only observes no depth.*\+ spatial"):
+    with pytest.raises(ValueError, match=r'rgb-only observes no depth.*\+ spatial'):
         tiny_config(tmp_path, tiny_checkpoint, condition='rgb-only')
     with pytest.raises(ValueError, match='condition must be one of'):
         tiny_config(tmp_path, tiny_checkpoint, condition='thermal')

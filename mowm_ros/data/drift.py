@@ -90,7 +90,7 @@ class OdometryDrift:
 
     @property
     def yaw_error(self):
-        """The heading error now (rad): yaw_rate times the distance travelled."""
+        """Return the heading error now (rad): yaw_rate times the distance travelled."""
         return self.yaw_rate * self.distance
 
     def __call__(self, pose):

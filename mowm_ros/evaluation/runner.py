@@ -30,7 +30,7 @@ from pathlib import Path
 import tempfile
 import time
 
-from mowm_ros.data.drift import DriftConfig, drift_trajectory
+from mowm_ros.data.drift import drift_trajectory, DriftConfig
 from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
@@ -128,7 +128,7 @@ class EvalConfig:
                 **self.condition_signature()}
 
     def condition_signature(self):
-        """The condition's settings; none for rgbd, whose results predate conditions."""
+        """Return the condition's settings; none for rgbd, whose results predate conditions."""
         if self.condition == DEFAULT_CONDITION:
             return {}
         signature = {'condition': self.condition}
@@ -137,7 +137,7 @@ class EvalConfig:
         return signature
 
     def observed_poses(self, episode, seed):
-        """The episode's poses as the world model gets them (drifted under ``drift``)."""
+        """Return the episode's poses as the world model gets them (drifted under ``drift``)."""
         if self.condition != 'drift':
             return episode.pose
         # Each episode's robot drifts its own way: its seed offsets the drift seed.

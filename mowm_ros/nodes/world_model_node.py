@@ -121,9 +121,10 @@ def check_parameter(name, value):
 
 def experts_from(params, name='experts'):
     """
-    The experts of parameter ``name`` the node can run: without depth (``use_depth: false``,
-    an RGB-only camera) the spatial memory stays empty, so the spatial expert is left out and
-    the node runs short-term + episodic.
+    Return the experts of parameter ``name`` the node can run.
+
+    Without depth (``use_depth: false``, an RGB-only camera) the spatial memory stays empty,
+    so the spatial expert is left out and the node runs short-term + episodic.
     """
     experts = list(params[name])
     return experts if params['use_depth'] else [e for e in experts if e != 'spatial']
