@@ -123,7 +123,7 @@ def test_run_resumes_splits_revisits_and_writes_the_report(tmp_path, tiny_checkp
     assert row['psnr_novel'] == pytest.approx(psnr[~revisit].mean())
     assert row['psnr_all'] == pytest.approx(psnr.mean())
     assert summary['revisit_frames'] == 4 and summary['frames'] == 8
-    assert len(summary['targets']) == 1 + 2 * 4 + 2
+    assert len(summary['targets']) == 1 + 2 * 4 + 2 + 2   # + issue 14's two rgbd targets
     table = (out / 'results.md').read_text()
     assert '| sliding window |' in table and 'beats no memory on revisits' in table
 
@@ -198,8 +198,13 @@ def test_conditions_change_what_the_model_is_given_never_the_truth(
         assert all(has_depth == (condition != 'rgb-only') for _, has_depth in told['observe'])
         assert runner.result_path(config, 7).parent == (
             tmp_path / 'eval' / ('' if condition == 'rgbd' else condition) / 'per_episode')
-        report.write_report(config, [results[condition]])
+        summary = report.write_report(config, [results[condition]])
         assert f'({condition})' in (config.report_dir / 'results.md').read_text()
+        targets = [t['target'].split(' (measured')[0] for t in summary['targets']
+                   if t['target'].startswith(condition)]
+        assert targets == {'rgbd': ['rgbd: + episodic beats no memory on revisits by >= 1.5 dB'],
+                           'rgb-only': ['rgb-only: + episodic beats no memory on revisits by '
+                                        '>= 2 dB'], 'drift': []}[condition]
     assert results['rgb-only']['observed']['points'] == 0 < results['rgbd']['observed']['points']
     for condition in ('rgb-only', 'drift'):   # the truth is the same images
         np.testing.assert_array_equal(strips[condition]['truth'], strips['rgbd']['truth'])

@@ -21,6 +21,12 @@ EXPERT_ADDITIONS = (('+ episodic', 'no memory'), ('+ spatial', 'no memory'),
                     ('all three, contrastive', '+ episodic'),
                     ('all three, contrastive', '+ spatial'))
 TARGET_REVISIT_GAIN_DB = 5.0
+# Issue 14's targets per condition on revisit PSNR: (row, over row, at least dB).
+CONDITION_TARGETS = {
+    'rgbd': (('+ episodic', NO_MEMORY, 1.5), (FULL, '+ spatial', 0.5)),
+    'rgb-only': (('+ episodic', NO_MEMORY, 2.0),),
+    'drift': ((FULL, '+ spatial', 1.0),),
+}
 
 
 def _sem(values):
@@ -77,12 +83,13 @@ def aggregate(results):
                     for key in ('seconds', 'keyframes', 'points', 'finetune_steps')},
         'wall_seconds_per_episode': float(np.mean([r['wall_seconds'] for r in results])),
     }
-    summary['targets'] = check_targets(rows)
+    condition = results[0]['signature'].get('condition', 'rgbd')
+    summary['targets'] = check_targets(rows, condition)
     return summary
 
 
-def check_targets(rows):
-    """Check the issue's targets; return each with its measured margin (positive: met)."""
+def check_targets(rows, condition='rgbd'):
+    """Check the issues' targets; return each with its measured margin (positive: met)."""
     targets = []
 
     def add(text, margin):
@@ -103,6 +110,11 @@ def check_targets(rows):
         for split in ('all', 'revisit'):
             add(f'contrastive beats naive sum on {split} frames',
                 rows[FULL][f'psnr_{split}'] - rows[NAIVE][f'psnr_{split}'])
+    for row, over, at_least in CONDITION_TARGETS[condition]:
+        if row in rows and over in rows:
+            gain = rows[row]['psnr_revisit'] - rows[over]['psnr_revisit']
+            add(f'{condition}: {row} beats {over} on revisits by >= {at_least:g} dB '
+                f'(measured {gain:+.2f} dB)', gain - at_least)
     return targets
 
 
