@@ -128,14 +128,19 @@ def test_run_resumes_splits_revisits_and_writes_the_report(tmp_path, tiny_checkp
     assert '| sliding window |' in table and 'beats no memory on revisits' in table
 
 
-def test_cli_runs_end_to_end_from_a_cached_episode(tmp_path, tiny_checkpoint, capsys):
+def cli_argv(tmp_path, checkpoint, *extra):
+    """Return the arguments of a tiny ``mowm eval memory-maze`` on one cached episode."""
     cache = tmp_path / 'cache'
     save_episode(cache / episode_name(9, 100_000), synthetic_episode(100_000))
-    argv = ['eval', 'memory-maze', '--out', str(tmp_path / 'out'), '--cache', str(cache),
-            '--checkpoint', str(tiny_checkpoint), '--device', 'cpu', '--episodes', '1',
+    return ['eval', 'memory-maze', '--out', str(tmp_path / 'out'), '--cache', str(cache),
+            '--checkpoint', str(checkpoint), '--device', 'cpu', '--episodes', '1',
             '--context', str(CONTEXT), '--horizon', str(HORIZON), '--episode-steps',
-            str(STEPS), '--steps', '1', '--rows', 'stm', 'all', '--threads', '1',
-            '--no-progress', '--no-bf16']
+            str(STEPS), '--steps', '1', '--threads', '1', '--no-progress', '--no-bf16',
+            *extra]
+
+
+def test_cli_runs_end_to_end_from_a_cached_episode(tmp_path, tiny_checkpoint, capsys):
+    argv = cli_argv(tmp_path, tiny_checkpoint, '--rows', 'stm', 'all')
     assert cli.main(argv) == 0
     output = capsys.readouterr().out
     assert '| all three, contrastive |' in output and '1 of 1 episodes' in output
@@ -220,13 +225,7 @@ def test_conditions_change_what_the_model_is_given_never_the_truth(
 
 
 def test_cli_rgb_only_evaluates_the_rows_without_spatial(tmp_path, tiny_checkpoint, capsys):
-    cache = tmp_path / 'cache'
-    save_episode(cache / episode_name(9, 100_000), synthetic_episode(100_000))
-    argv = ['eval', 'memory-maze', '--out', str(tmp_path / 'out'), '--cache', str(cache),
-            '--checkpoint', str(tiny_checkpoint), '--device', 'cpu', '--episodes', '1',
-            '--context', str(CONTEXT), '--horizon', str(HORIZON), '--episode-steps',
-            str(STEPS), '--steps', '1', '--threads', '1', '--no-progress', '--no-bf16',
-            '--condition', 'rgb-only']
+    argv = cli_argv(tmp_path, tiny_checkpoint, '--condition', 'rgb-only')
     assert cli.main(argv) == 0
     assert 'report in ' + str(tmp_path / 'out' / 'rgb-only') in capsys.readouterr().out
     summary = json.loads((tmp_path / 'out' / 'rgb-only' / 'results.json').read_text())
