@@ -90,3 +90,17 @@ def test_the_monitor_scores_only_against_frames_newer_than_the_prediction_was_ma
         assert comparison['psnr_last_frame'] < 30       # the 2 s frame is the baseline guess
     finally:
         monitor.destroy_node()
+
+
+def test_rgb_only_demo_predicts_from_short_term_and_episodic(tmp_path, capsys, domain_id,
+                                                             monkeypatch):
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
+    out = tmp_path / 'demo'
+    assert cli.main(['demo', '--out', str(out), '--steps', '24', '--rate', '8',
+                     '--rgb-only']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['experts'] == ['short_term', 'episodic']
+    assert metrics['memory_points'] == 0 and metrics['keyframes'] >= 1
+    assert metrics['predictions_published'] >= 1
+    printed = capsys.readouterr().out
+    assert 'demo finished' in printed and 'PSNR' in printed

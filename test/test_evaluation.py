@@ -3,6 +3,7 @@
 import json
 
 from mowm_ros import cli, geometry
+from mowm_ros.data.drift import drift_trajectory, DriftConfig
 from mowm_ros.data.episode import Episode, save_episode
 from mowm_ros.data.maze_env import episode_name, GenerationConfig
 from mowm_ros.evaluation import metrics, report, runner
@@ -122,19 +123,24 @@ def test_run_resumes_splits_revisits_and_writes_the_report(tmp_path, tiny_checkp
     assert row['psnr_novel'] == pytest.approx(psnr[~revisit].mean())
     assert row['psnr_all'] == pytest.approx(psnr.mean())
     assert summary['revisit_frames'] == 4 and summary['frames'] == 8
-    assert len(summary['targets']) == 1 + 2 * 4 + 2
+    assert len(summary['targets']) == 1 + 2 * 4 + 2 + 2   # + issue 14's two rgbd targets
     table = (out / 'results.md').read_text()
     assert '| sliding window |' in table and 'beats no memory on revisits' in table
 
 
-def test_cli_runs_end_to_end_from_a_cached_episode(tmp_path, tiny_checkpoint, capsys):
+def cli_argv(tmp_path, checkpoint, *extra):
+    """Return the arguments of a tiny ``mowm eval memory-maze`` on one cached episode."""
     cache = tmp_path / 'cache'
     save_episode(cache / episode_name(9, 100_000), synthetic_episode(100_000))
-    argv = ['eval', 'memory-maze', '--out', str(tmp_path / 'out'), '--cache', str(cache),
-            '--checkpoint', str(tiny_checkpoint), '--device', 'cpu', '--episodes', '1',
+    return ['eval', 'memory-maze', '--out', str(tmp_path / 'out'), '--cache', str(cache),
+            '--checkpoint', str(checkpoint), '--device', 'cpu', '--episodes', '1',
             '--context', str(CONTEXT), '--horizon', str(HORIZON), '--episode-steps',
-            str(STEPS), '--steps', '1', '--rows', 'stm', 'all', '--threads', '1',
-            '--no-progress', '--no-bf16']
+            str(STEPS), '--steps', '1', '--threads', '1', '--no-progress', '--no-bf16',
+            *extra]
+
+
+def test_cli_runs_end_to_end_from_a_cached_episode(tmp_path, tiny_checkpoint, capsys):
+    argv = cli_argv(tmp_path, tiny_checkpoint, '--rows', 'stm', 'all')
     assert cli.main(argv) == 0
     output = capsys.readouterr().out
     assert '| all three, contrastive |' in output and '1 of 1 episodes' in output
@@ -159,3 +165,71 @@ def test_bench_scaling_measures_latency_and_memory_at_each_count(tmp_path, tiny_
         assert row['rss_mb'] > 0 and row['points'] <= 500
     assert (tmp_path / 'scaling.png').stat().st_size > 0
     assert '| 6 |' in capsys.readouterr().out
+
+
+def test_conditions_change_what_the_model_is_given_never_the_truth(
+        tmp_path, tiny_checkpoint, monkeypatch, one_thread):
+    from mowm_ros.world_model import WorldModel
+
+    told = {'observe': [], 'imagine': []}
+    observe, imagine = WorldModel.observe, WorldModel.imagine
+
+    def recording_observe(self, frame):   # the real method, recording what it was given
+        told['observe'].append((frame.pose, frame.depth is not None))
+        return observe(self, frame)
+
+    def recording_imagine(self, poses, **kwargs):
+        told['imagine'].append(np.asarray(poses))
+        return imagine(self, poses, **kwargs)
+
+    monkeypatch.setattr(WorldModel, 'observe', recording_observe)
+    monkeypatch.setattr(WorldModel, 'imagine', recording_imagine)
+    episode = synthetic_episode(7)
+    split = split_episode(episode, CONTEXT, HORIZON, SKIP)
+    results, strips = {}, {}
+    for condition in ('rgbd', 'rgb-only', 'drift'):
+        told['observe'].clear()
+        told['imagine'].clear()
+        config = tiny_config(tmp_path, tiny_checkpoint, episodes=1, condition=condition,
+                             rows=rows_from_keys(['stm', 'episodic']))
+        [results[condition]] = runner.run_evaluation(config, lambda seed: episode,
+                                                     progress=False)
+        strips[condition] = runner.load_strips(config, 7)
+        poses = np.array([pose for pose, _ in told['observe']])
+        expected = (drift_trajectory(episode.pose, DriftConfig(seed=7)) if condition == 'drift'
+                    else episode.pose)
+        np.testing.assert_allclose(poses, expected[split.observed])
+        np.testing.assert_allclose(told['imagine'][-1], expected[split.targets])
+        assert all(has_depth == (condition != 'rgb-only') for _, has_depth in told['observe'])
+        assert runner.result_path(config, 7).parent == (
+            tmp_path / 'eval' / ('' if condition == 'rgbd' else condition) / 'per_episode')
+        summary = report.write_report(config, [results[condition]])
+        assert f'({condition})' in (config.report_dir / 'results.md').read_text()
+        targets = [t['target'].split(' (measured')[0] for t in summary['targets']
+                   if t['target'].startswith(condition)]
+        assert targets == {'rgbd': ['rgbd: + episodic beats no memory on revisits by >= 1.5 dB'],
+                           'rgb-only': ['rgb-only: + episodic beats no memory on revisits by '
+                                        '>= 2 dB'], 'drift': []}[condition]
+    assert results['rgb-only']['observed']['points'] == 0 < results['rgbd']['observed']['points']
+    for condition in ('rgb-only', 'drift'):   # the truth is the same images
+        np.testing.assert_array_equal(strips[condition]['truth'], strips['rgbd']['truth'])
+        assert results[condition]['signature']['condition'] == condition
+    # rgbd results keep the signature they had before conditions existed.
+    assert 'condition' not in results['rgbd']['signature']
+    assert results['drift']['signature']['drift'] == {'yaw_per_metre': 0.03, 'scale': 0.02,
+                                                      'spread': 0.5, 'seed': 0}
+    with pytest.raises(ValueError, match=r'rgb-only observes no depth.*\+ spatial'):
+        tiny_config(tmp_path, tiny_checkpoint, condition='rgb-only')
+    with pytest.raises(ValueError, match='condition must be one of'):
+        tiny_config(tmp_path, tiny_checkpoint, condition='thermal')
+
+
+def test_cli_rgb_only_evaluates_the_rows_without_spatial(tmp_path, tiny_checkpoint, capsys):
+    argv = cli_argv(tmp_path, tiny_checkpoint, '--condition', 'rgb-only')
+    assert cli.main(argv) == 0
+    assert 'report in ' + str(tmp_path / 'out' / 'rgb-only') in capsys.readouterr().out
+    summary = json.loads((tmp_path / 'out' / 'rgb-only' / 'results.json').read_text())
+    assert summary['condition'] == 'rgb-only'
+    assert list(summary['rows']) == ['no memory', '+ episodic', 'sliding window']
+    assert cli.main(argv + ['--rows', 'stm', 'spatial']) == 2
+    assert 'rgb-only observes no depth' in capsys.readouterr().err

@@ -74,3 +74,24 @@ def test_fresh_adapters_change_nothing_and_sets_round_trip():
                          for n, p in adapter_parameters(network).items() if n in downs)
     with pytest.raises(ValueError, match='does not match'):
         load_adapter_state(network, {'bogus': torch.zeros(1)})
+
+
+def test_finetuner_adapters_start_from_its_seed_not_the_global_rng():
+    from mowm_ros.model.diffusion import DiffusionConfig
+    from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig
+
+    network = Denoiser(CONFIG)
+
+    def initial_adapters(seed, global_seed):
+        torch.manual_seed(global_seed)
+        finetuner = EpisodicFinetuner(network, DiffusionConfig(), FinetuneConfig(rank=4,
+                                                                                 seed=seed))
+        return finetuner.latest().weights, torch.rand(1)
+
+    first, after_first = initial_adapters(0, global_seed=1)
+    again, _ = initial_adapters(0, global_seed=2)
+    other, _ = initial_adapters(1, global_seed=1)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert any(not torch.equal(first[name], other[name]) for name in first)
+    torch.manual_seed(1)
+    assert torch.equal(after_first, torch.rand(1)), 'the global RNG was consumed'

@@ -155,6 +155,23 @@ def test_no_prediction_is_stamped_before_the_newest_frame_it_used(ros, tmp_path,
     assert node.predictor.dropped > 0, 'no request waited behind a rollout: the test shows little'
 
 
+def test_rgb_only_node_runs_short_term_and_episodic_and_predicts(ros, tmp_path, episode_path):
+    """use_depth: false (an RGB-only camera): no spatial memory, the episodic expert learns."""
+    inbox = Inbox(ros.node('listener'), OUTPUTS[:1])
+    node = world_model_node(ros, tmp_path / 'memory', use_depth=False)
+    assert node.model.config.experts == ('short_term', 'episodic')
+    ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
+        Parameter('episode', value=str(episode_path)), Parameter('rate_hz', value=8.0)]))
+    assert wait_for(lambda: len(inbox.get('/world_model/predicted/image')) >= 2, timeout=60), \
+        'no predictions from the RGB-only node'
+    rgb = conversions.image_to_rgb(inbox.get('/world_model/predicted/image')[-1])
+    assert rgb.std() > 1.0, 'the prediction is a flat image'
+    assert wait_for(lambda: node.model.finetuner.steps_done >= 1, timeout=60), \
+        'the episodic adapters were never finetuned'
+    assert len(node.model.episodic) >= 1
+    assert len(node.model.spatial) == 0, 'depth was fused although use_depth is false'
+
+
 def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):
     from mowm_ros.data.episode import load_episode
     from mowm_ros.world_model import Frame

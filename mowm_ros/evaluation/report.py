@@ -24,6 +24,12 @@ EXPERT_ADDITIONS = (('+ episodic', 'no memory'), ('+ spatial', 'no memory'),
                     ('all three, contrastive', '+ episodic'),
                     ('all three, contrastive', '+ spatial'))
 TARGET_REVISIT_GAIN_DB = 5.0
+# Issue 14's targets per condition on revisit PSNR: (row, over row, at least dB).
+CONDITION_TARGETS = {
+    'rgbd': (('+ episodic', NO_MEMORY, 1.5), (FULL, '+ spatial', 0.5)),
+    'rgb-only': (('+ episodic', NO_MEMORY, 2.0),),
+    'drift': ((FULL, '+ spatial', 1.0),),
+}
 
 
 def _sem(values):
@@ -80,12 +86,13 @@ def aggregate(results):
                     for key in ('seconds', 'keyframes', 'points', 'finetune_steps')},
         'wall_seconds_per_episode': float(np.mean([r['wall_seconds'] for r in results])),
     }
-    summary['targets'] = check_targets(rows)
+    condition = results[0]['signature'].get('condition', 'rgbd')
+    summary['targets'] = check_targets(rows, condition)
     return summary
 
 
-def check_targets(rows):
-    """Check the issue's targets; return each with its measured margin (positive: met)."""
+def check_targets(rows, condition='rgbd'):
+    """Check the issues' targets; return each with its measured margin (positive: met)."""
     targets = []
 
     def add(text, margin):
@@ -106,6 +113,11 @@ def check_targets(rows):
         for split in ('all', 'revisit'):
             add(f'contrastive beats naive sum on {split} frames',
                 rows[FULL][f'psnr_{split}'] - rows[NAIVE][f'psnr_{split}'])
+    for row, over, at_least in CONDITION_TARGETS[condition]:
+        if row in rows and over in rows:
+            gain = rows[row]['psnr_revisit'] - rows[over]['psnr_revisit']
+            add(f'{condition}: {row} beats {over} on revisits by >= {at_least:g} dB '
+                f'(measured {gain:+.2f} dB)', gain - at_least)
     return targets
 
 
@@ -223,12 +235,14 @@ def save_small_png(figure, path, dpi):
 
 
 def write_report(config, results):
-    """Write results.json, results.md, psnr_horizon.png and strips.png; return the summary."""
-    out = Path(config.out_dir)
+    """Write results.json, results.md and the plots into the condition's report_dir."""
+    out = Path(config.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(results)
+    summary['condition'] = config.condition
     (out / 'results.json').write_text(json.dumps(summary, indent=1))
-    (out / 'results.md').write_text('# Memory benchmark\n\n' + markdown_table(summary) + '\n')
+    (out / 'results.md').write_text(f'# Memory benchmark ({config.condition})\n\n'
+                                    + markdown_table(summary) + '\n')
     plot_horizon(summary, out / 'psnr_horizon.png')
     strips = [(r['seed'], load_strips(config, r['seed'])) for r in results]
     plot_strips(strips, results[0]['row_order'], out / 'strips.png')

@@ -11,15 +11,25 @@ backlog limit). Then every row predicts the same H frames from the same state an
 initial noise. Each episode's result is one JSON file (and an npz of strip frames), written
 atomically; a rerun skips episodes whose file matches the settings. The checkpoint is known
 by its path only: after retraining it in place, write to another ``out_dir``.
+
+Conditions (``EvalConfig.condition``) change what the world model is given, never the truth
+it is scored against: ``rgbd`` (the default protocol: colour, depth and true poses), ``rgb-only``
+(no depth, so the spatial memory stays empty and only rows without the spatial expert are
+evaluated) and ``drift`` (colour and depth, but every pose the model observes and is queried
+at carries a seeded wheel-odometry drift, ``mowm_ros.data.drift``, drawn per episode from
+``drift`` with the episode's seed). Results of other conditions than ``rgbd`` go to
+``<out_dir>/<condition>/`` and their settings signature names the condition, so results of
+different conditions never mix and the ``rgbd`` results of earlier runs stay valid.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import json
 import logging
 from pathlib import Path
 import time
 
 from mowm_ros.atomic import atomic_write
+from mowm_ros.data.drift import drift_trajectory, DriftConfig
 from mowm_ros.data.maze_env import GenerationConfig
 from mowm_ros.data.resize import to_model_frame
 from mowm_ros.evaluation import metrics
@@ -35,6 +45,8 @@ log = logging.getLogger(__name__)
 
 RESULT_FORMAT = 2
 FINETUNE_SYNC = ('keyframe', 'end')
+CONDITIONS = ('rgbd', 'rgb-only', 'drift')
+DEFAULT_CONDITION = 'rgbd'
 
 
 @dataclass
@@ -57,8 +69,17 @@ class EvalConfig:
     bf16: bool = True
     rows: tuple = field(default_factory=lambda: ROWS)
     shard: tuple = (0, 1)            # (index, count): evaluate every count-th seed from index
+    condition: str = DEFAULT_CONDITION   # rgbd | rgb-only | drift
+    drift: DriftConfig = field(default_factory=DriftConfig)   # seed + episode seed draws it
 
     def __post_init__(self):
+        if self.condition not in CONDITIONS:
+            raise ValueError(f'condition must be one of {CONDITIONS}, got {self.condition!r}')
+        spatial_rows = [row.name for row in self.rows if 'spatial' in row.experts]
+        if self.condition == 'rgb-only' and spatial_rows:
+            raise ValueError(f'rgb-only observes no depth, so the spatial memory is empty: '
+                             f'rows {spatial_rows} cannot be evaluated (choose rows without '
+                             f'the spatial expert)')
         if self.finetune_sync not in FINETUNE_SYNC:
             raise ValueError(f'finetune_sync must be one of {FINETUNE_SYNC}, got '
                              f'{self.finetune_sync!r}')
@@ -83,9 +104,16 @@ class EvalConfig:
         return self.seeds[index::count]
 
     @property
+    def report_dir(self):
+        """Where this condition's report goes: ``out_dir``, or a folder per other condition."""
+        if self.condition == DEFAULT_CONDITION:
+            return Path(self.out_dir)
+        return Path(self.out_dir) / self.condition
+
+    @property
     def episode_dir(self):
         """Where the per-episode results go."""
-        return Path(self.out_dir) / 'per_episode'
+        return self.report_dir / 'per_episode'
 
     @property
     def cache(self):
@@ -99,7 +127,27 @@ class EvalConfig:
                 'frame_skip': self.frame_skip, 'maze_size': self.maze_size,
                 'episode_steps': self.episode_steps, 'sampler_steps': self.sampler_steps,
                 'seed': self.seed, 'finetune_sync': self.finetune_sync, 'bf16': self.bf16,
-                'rows': [asdict(row) for row in self.rows], 'world_model': world_model_settings()}
+                'rows': [asdict(row) for row in self.rows], 'world_model': world_model_settings(),
+                **self.condition_signature()}
+
+    def condition_signature(self):
+        """Return the condition's settings; none for rgbd, whose results predate conditions."""
+        if self.condition == DEFAULT_CONDITION:
+            return {}
+        signature = {'condition': self.condition}
+        if self.condition == 'drift':
+            signature['drift'] = asdict(self.drift)
+        return signature
+
+    def observed_poses(self, episode, seed):
+        """Return the episode's poses as the world model gets them (drifted under ``drift``)."""
+        if self.condition != 'drift':
+            return episode.pose
+        # Each episode's robot drifts its own way: its seed offsets the drift seed.
+        return drift_trajectory(episode.pose, replace(self.drift, seed=self.drift.seed + seed))
+
+    def observes_depth(self):
+        return self.condition != 'rgb-only'
 
 
 def world_model_settings():
@@ -138,13 +186,19 @@ def make_world_model(config):
         seed=config.seed, context_interval_s=0.0))
 
 
-def observe_context(model, episode, split, finetune_sync):
-    """Feed the observed frames to ``model``; return what the memories hold afterwards."""
+def observe_context(model, episode, split, finetune_sync, poses=None, use_depth=True):
+    """
+    Feed the observed frames to ``model``; return what the memories hold afterwards.
+
+    ``poses`` (default the episode's) are the poses the model is told; ``use_depth=False``
+    withholds the depth images.
+    """
     started = time.perf_counter()
+    poses = episode.pose if poses is None else poses
     uses_finetuning = 'episodic' in model.config.experts and model.config.finetune_on_observe
     for index in split.observed:
-        depth = episode.depth[index] if episode.depth is not None else None
-        admitted = model.observe(Frame(rgb=episode.rgb[index], pose=episode.pose[index],
+        depth = episode.depth[index] if episode.depth is not None and use_depth else None
+        admitted = model.observe(Frame(rgb=episode.rgb[index], pose=poses[index],
                                        K=episode.K, stamp=int(episode.stamp[index]),
                                        depth=depth))
         if admitted and uses_finetuning and finetune_sync == 'keyframe':
@@ -186,11 +240,13 @@ def evaluate_episode(config, episode, seed):
     model = make_world_model(config)
     try:
         size = model.size
-        observed = observe_context(model, episode, split, config.finetune_sync)
+        poses = config.observed_poses(episode, seed)
+        observed = observe_context(model, episode, split, config.finetune_sync, poses,
+                                   config.observes_depth())
         history_rgb = np.stack([to_model_frame(episode.rgb[i], size) for i in split.observed])
-        history_poses = episode.pose[split.observed]
+        history_poses = poses[split.observed]
         truth = np.stack([to_model_frame(episode.rgb[i], size) for i in split.targets])
-        target_poses = episode.pose[split.targets]
+        target_poses = poses[split.targets]
         # Warm-up (first-call allocations, loading the adapters) outside the timings.
         model.imagine(target_poses[:1], experts=model.config.experts, steps=1)
         rows, predictions = {}, {}

@@ -99,7 +99,11 @@ class EpisodicFinetuner:
         self.network = copy.deepcopy(network).float().train()
         for param in self.network.parameters():
             param.requires_grad_(False)
-        add_lora(self.network, self.config.rank, self.config.alpha)
+        # The adapters' random initial weights come from the seed, not the global RNG: the
+        # same keyframes and settings then give the same adapters in every process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            add_lora(self.network, self.config.rank, self.config.alpha)
         self.params = adapter_parameters(self.network)
         for param in self.params.values():
             param.requires_grad_(True)

@@ -33,6 +33,10 @@ from sensor_msgs.msg import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 
+# How long the summary waits for the node to catch up with the end of the route.
+DRAIN_TIMEOUT_S = 60.0
+
+
 @dataclass
 class DemoConfig:
     out_dir: str = 'out/demo'
@@ -52,6 +56,7 @@ class DemoConfig:
     keyframe_min_rotation: float = 0.6
     live: bool = False             # run until Ctrl-C (no step limit)
     view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
+    rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
     strip_samples: int = 8
 
 
@@ -186,6 +191,7 @@ def summarise(comparisons, monitor, world_model, wall_s):
         'prediction_latency_ms_per_frame': float(np.median(world_model.latency_ms))
         if world_model.latency_ms else None,
         'dropped_prediction_requests': world_model.predictor.dropped,
+        'experts': list(world_model.model.config.experts),
         'memory_points': len(world_model.model.spatial),
         'keyframes': len(world_model.model.episodic),
         'adapter_version': world_model.model.finetuner.latest().version,
@@ -243,6 +249,7 @@ def run_demo(config, log=print):
         Parameter('snapshot_period_s', value=0.0),
         Parameter('keyframe_min_translation', value=config.keyframe_min_translation),
         Parameter('keyframe_min_rotation', value=config.keyframe_min_rotation),
+        Parameter('use_depth', value=not config.rgb_only),
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
     monitor = DemoMonitor(config, context=context)
     view = recording and RerunView(recording, context=context, parameter_overrides=[
@@ -267,7 +274,9 @@ def run_demo(config, log=print):
                     f'{len(world_model.model.episodic)} keyframes')
                 if view and config.live:
                     view.log_scores(monitor.score())
-        time.sleep(2 * config.prediction_period_s)
+        if not config.live and not wait_for_the_node(robot, world_model, DRAIN_TIMEOUT_S):
+            log(f'demo: the world model had not observed the last frame and predicted from it '
+                f'{DRAIN_TIMEOUT_S:g} s after the route ended; summarising what it did')
     except KeyboardInterrupt:
         pass
     finally:
@@ -289,6 +298,25 @@ def run_demo(config, log=print):
         rclpy.try_shutdown(context=context)
     (out / 'metrics.json').write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def wait_for_the_node(robot, world_model, timeout_s):
+    """
+    After the route: wait until the node has observed the robot's last frame and published one
+    more prediction; return whether it did within ``timeout_s``.
+
+    The robot runs in real time and the node as fast as the machine lets it, so on a busy
+    machine it is still working when the route ends: the summary waits for it, not for a time.
+    """
+    last_stamp = robot.previous[1] if robot.previous is not None else None
+    published = world_model.predictions_published
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        observed = last_stamp is None or (world_model.last_observed_stamp or 0) >= last_stamp
+        if observed and world_model.predictions_published > published:
+            return world_model.observer.wait_idle(timeout=max(0.0, deadline - time.monotonic()))
+        time.sleep(0.05)
+    return False
 
 
 def format_summary(summary):

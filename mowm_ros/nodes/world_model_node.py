@@ -123,6 +123,17 @@ def check_parameter(name, value):
     return None
 
 
+def experts_from(params, name='experts'):
+    """
+    Return the experts of parameter ``name`` the node can run.
+
+    Without depth (``use_depth: false``, an RGB-only camera) the spatial memory stays empty,
+    so the spatial expert is left out and the node runs short-term + episodic.
+    """
+    experts = list(params[name])
+    return experts if params['use_depth'] else [e for e in experts if e != 'spatial']
+
+
 def model_config_from(params):
     """Build the WorldModelConfig from node parameters; raise ValueError naming a bad one."""
     directory = params['checkpoint'] or str(checkpoint.default_checkpoint_dir())
@@ -135,7 +146,7 @@ def model_config_from(params):
                                     min_rotation=float(params['keyframe_min_rotation']))
     return WorldModelConfig(
         checkpoint=directory, device=params['device'],
-        sampler_steps=int(params['sampler_steps']), experts=tuple(params['experts']),
+        sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
         weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
@@ -556,7 +567,8 @@ class WorldModelNode(Node):
     # --- image-goal navigation ---------------------------------------------------------
     def _imagine_for_goal(self, base_poses):
         p = self.params
-        return world_model_imagine(self.model, self.base_from_camera, p['goal_experts'],
+        return world_model_imagine(self.model, self.base_from_camera,
+                                   experts_from(p, 'goal_experts'),
                                    int(p['goal_sampler_steps']))(base_poses)
 
     def _occupancy_for_goal(self):

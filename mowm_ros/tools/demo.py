@@ -4,6 +4,7 @@
     mowm demo [--out out/demo] [--steps 480] [--seed 90003]    # fixed route, then a summary
     mowm demo --live                                           # until Ctrl-C, for rviz
     mowm demo --live --view [--port 9090]     # and the Rerun web viewer at the printed URL
+    mowm demo --rgb-only     # the node ignores depth: short-term + episodic experts only
 """
 
 import os
@@ -20,7 +21,7 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps,
-                        rate_hz=args.rate, live=args.live,
+                        rate_hz=args.rate, live=args.live, rgb_only=args.rgb_only,
                         view_port=args.port if args.view else 0)
     try:
         summary = run_demo(config)
@@ -45,5 +46,8 @@ def add_parser(subparsers):
     parser.add_argument('--view', action='store_true',
                         help='serve the Rerun web viewer on --port while the demo runs')
     parser.add_argument('--port', type=int, default=9090, help='HTTP port of the viewer')
+    parser.add_argument('--rgb-only', action='store_true',
+                        help='an RGB-only camera: no depth, so no spatial memory; the node '
+                        'runs the short-term and episodic experts')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.set_defaults(func=run)

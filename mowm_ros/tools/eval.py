@@ -20,10 +20,13 @@ from mowm_ros.device import device_argument, DEVICE_HELP
 
 def _config(args):
     # lazy: keeps `mowm` quick to start
-    from mowm_ros.evaluation.rows import ROW_KEYS, rows_from_keys
+    from mowm_ros.evaluation.rows import ROW_KEYS, ROWS_BY_NAME, rows_from_keys
     from mowm_ros.evaluation.runner import EvalConfig
 
     index, count = (int(v) for v in args.shard.split('/'))
+    rows = args.rows or [key for key, name in ROW_KEYS.items()   # rgb-only: no spatial rows
+                         if args.condition != 'rgb-only'
+                         or 'spatial' not in ROWS_BY_NAME[name].experts]
     return EvalConfig(
         out_dir=args.out, cache_dir=args.cache or '', checkpoint=args.checkpoint,
         device=args.device, episodes=args.episodes, seed_start=args.seed_start,
@@ -31,7 +34,7 @@ def _config(args):
         maze_size=args.maze_size, episode_steps=args.episode_steps,
         sampler_steps=args.steps, seed=args.seed, finetune_sync=args.finetune_sync,
         strip_frames=args.strip_frames, bf16=not args.no_bf16,
-        rows=rows_from_keys(args.rows or list(ROW_KEYS)), shard=(index, count))
+        rows=rows_from_keys(rows), shard=(index, count), condition=args.condition)
 
 
 def _evaluate(args, make_config, run, finished_results, report, count):
@@ -54,7 +57,8 @@ def _evaluate(args, make_config, run, finished_results, report, count):
         return 1
     summary = report.write_report(config, results)
     print(report.markdown_table(summary))
-    print(f'\n{len(results)} of {count(config)} episodes; report in {config.out_dir}')
+    where = getattr(config, 'report_dir', config.out_dir)
+    print(f'\n{len(results)} of {count(config)} episodes; report in {where}')
     return 0
 
 
@@ -160,9 +164,13 @@ def add_parser(subparsers):
     maze.add_argument('--seed', type=int, default=0, help='sampler noise seed')
     maze.add_argument('--finetune-sync', default='keyframe', choices=('keyframe', 'end'),
                       help='wait for finetuning after every keyframe, or once at the end')
+    maze.add_argument('--condition', default='rgbd', choices=('rgbd', 'rgb-only', 'drift'),
+                      help='rgbd: colour, depth and true poses; rgb-only: no depth (no '
+                      'spatial memory, rows without spatial); drift: observed and queried '
+                      'poses carry seeded wheel-odometry drift (results in OUT/CONDITION)')
     maze.add_argument('--rows', nargs='+',
                       choices=('stm', 'episodic', 'spatial', 'all', 'naive', 'window'),
-                      help='rows to evaluate (default: all six)')
+                      help='rows to evaluate (default: all six; rgb-only: stm episodic window)')
     maze.add_argument('--strip-frames', type=int, default=6,
                       help='revisit frames per episode kept for the strip plot')
     maze.add_argument('--shard', default='0/1',
