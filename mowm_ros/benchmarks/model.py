@@ -23,6 +23,7 @@ from mowm_ros.data.episode import load_episode
 from mowm_ros.model.checkpoint import save_checkpoint
 from mowm_ros.model.denoiser import Denoiser
 from mowm_ros.model.diffusion import DiffusionConfig
+from mowm_ros.model.experts import EXPERT_NAMES
 from mowm_ros.model.finetune import FinetuneConfig
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
@@ -32,7 +33,7 @@ EXPERT_SETS = {
     'short_term': ('short_term',),
     'short_term+spatial': ('short_term', 'spatial'),
     'short_term+episodic': ('short_term', 'episodic'),
-    'all three': ('short_term', 'episodic', 'spatial'),
+    'all three': EXPERT_NAMES,
 }
 
 

@@ -8,6 +8,8 @@ no-memory baseline given the compute of the full composition (see ``sliding_wind
 
 from dataclasses import dataclass
 
+from mowm_ros.model.experts import EXPERT_NAMES
+
 COMPOSED = 'composed'
 SLIDING_WINDOW = 'sliding_window'
 
@@ -27,9 +29,9 @@ ROWS = (
         description='short-term + episodic (LoRA finetuned at test time), contrastive'),
     Row('+ spatial', ('short_term', 'spatial'),
         description='short-term + spatial (point-cloud render), contrastive'),
-    Row('all three, contrastive', ('short_term', 'episodic', 'spatial'),
+    Row('all three, contrastive', EXPERT_NAMES,
         description='short-term + episodic + spatial, contrastive product of experts'),
-    Row('all three, naive sum', ('short_term', 'episodic', 'spatial'), mode='naive',
+    Row('all three, naive sum', EXPERT_NAMES, mode='naive',
         description='sum of the three conditional predictions (no memory-less twins)'),
     Row('sliding window', ('short_term',), kind=SLIDING_WINDOW,
         description='short-term expert on 3 views of the last 10 frames, averaged: the '

@@ -24,11 +24,12 @@ from mowm_ros.benchmarks.model import percentile_summary, random_checkpoint
 from mowm_ros.evaluation.report import save_small_png
 from mowm_ros.memory import scenes
 from mowm_ros.memory.spatial import SpatialMemory
+from mowm_ros.model.experts import EXPERT_NAMES
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import torch
 
-EXPERT_SETS = {'all three': ('short_term', 'episodic', 'spatial'),
+EXPERT_SETS = {'all three': EXPERT_NAMES,
                'short_term': ('short_term',)}
 SECOND = 1_000_000_000
 
