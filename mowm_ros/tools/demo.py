@@ -25,8 +25,9 @@ def run(args):
         print(f'error: {exc}', file=sys.stderr)
         return 1
     print(format_summary(summary))
-    print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below), '
-          'memory_cloud.ply')
+    cloud = ', memory_cloud.ply' if summary['memory_points'] else ''
+    print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below)'
+          f'{cloud}')
     return 0
 
 
