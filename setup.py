@@ -6,15 +6,17 @@ from setuptools import find_packages, setup
 package_name = 'mowm_ros'
 
 # The one place where Python dependencies are declared; constraints.txt pins the versions
-# that matter. Never add PyPI's `launch`: it is an unrelated 2017 package that would shadow
-# ROS 2's launch.
+# that matter (torch among them: a pin here would stop a ROS user's CUDA build of torch).
+# Pinned here only where another version breaks the package (see the comments). Never add
+# PyPI's `launch`: it is an unrelated 2017 package that would shadow ROS 2's launch.
 core_requires = [
     'numpy>=2.0',
-    'torch==2.13.0',
+    'torch',
     'safetensors',
     'open3d-cpu==0.20.0',
     'transforms3d',
     'scikit-image',
+    'scipy',
     'pyyaml',
     'tqdm',
     'rosbags',
@@ -42,8 +44,16 @@ extras = {
         'gym',
         'mujoco==3.17.0',
         'dm-control==1.0.50',
+        'absl-py',
+    ],
+    # The Rerun view (`mowm demo` writes demo.rrd; `--view` and `mowm view` serve the web
+    # viewer, which ships inside the wheel). Optional: without it the view is off.
+    'view': [
+        'rerun-sdk',
     ],
     'test': [
+        # rerun's dataframe API (reading demo.rrd back) needs its `catalog` extra.
+        'rerun-sdk[catalog]',
         'pytest',
         'pytest-timeout',
         'pytest-xdist',
@@ -103,6 +113,7 @@ setup(
             'sim_robot = mowm_ros.nodes.sim_robot:main',
             'mowm_nav2_bridge = mowm_ros.nodes.nav2_bridge:main',
             'mowm_path_follower = mowm_ros.nodes.path_follower:main',
+            'mowm_view = mowm_ros.nodes.rerun_view:main',
         ],
     },
 )

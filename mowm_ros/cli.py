@@ -12,6 +12,7 @@ SUBCOMMAND_MODULES = (
     'mowm_ros.tools.bench',
     'mowm_ros.tools.demo',
     'mowm_ros.tools.eval',
+    'mowm_ros.tools.view',
 )
 
 

@@ -29,13 +29,18 @@ def stamp_to_ns(stamp):
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def _image_rows(msg, channels, itemsize):
-    """Return the (height, row_bytes) uint8 view of an image's pixel rows, padding removed."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+def check_image_size(width, height):
+    """Raise CodecError for an empty image or one with a side over MAX_IMAGE_SIDE."""
     if height <= 0 or width <= 0:
         raise CodecError(f'image has zero size ({width}x{height})')
     if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
         raise CodecError(f'image size {width}x{height} exceeds {MAX_IMAGE_SIDE} pixels')
+
+
+def _image_rows(msg, channels, itemsize):
+    """Return the (height, row_bytes) uint8 view of an image's pixel rows, padding removed."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    check_image_size(width, height)
     row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise CodecError(f'step {step} is smaller than width*channels*bytes = {row_bytes}')
@@ -81,11 +86,21 @@ def decode_depth(msg):
     rows, height, width = _image_rows(msg, 1, dtype.itemsize)
     values = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
     if msg.encoding == '16UC1':
-        depth = values.astype(np.float32) / 1000.0
-        depth[values == 0] = np.nan
-    else:
-        depth = values.astype(np.float32)
-        depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+        return depth_from_millimetres(values)
+    return depth_from_metres(values)
+
+
+def depth_from_millimetres(values):
+    """Depth float32 in metres from integer millimetres, 0 meaning invalid (NaN)."""
+    depth = np.asarray(values).astype(np.float32) / 1000.0
+    depth[np.asarray(values) == 0] = np.nan
+    return depth
+
+
+def depth_from_metres(values):
+    """Depth float32 in metres; NaN, inf and values <= 0 become NaN (invalid)."""
+    depth = np.array(values, dtype=np.float32)
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
     return depth
 
 

@@ -6,32 +6,41 @@ WorldModel: remember what the camera has seen and predict what it will see along
 episodic buffer, which schedules test-time finetuning of the episodic expert on a worker
 thread. ``imagine(poses)`` predicts the frames seen at a sequence of future camera poses,
 composing the experts at every sampler step and feeding each prediction back as context.
+
+A rollout predicts from one moment: ``rollout_state()`` takes the short-term context and a
+frozen view of the spatial memory together (observation holds the same lock while it adds a
+frame to both), and everything the rollout renders comes from that view, whatever is observed
+while it runs.
 """
 
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 import logging
+from pathlib import Path
 import threading
 
 from mowm_ros import geometry
+from mowm_ros.data.resize import model_intrinsics, to_model_frame
+from mowm_ros.device import check_device
 from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
-from mowm_ros.memory.store import MemoryStore
+from mowm_ros.memory.store import MemoryStore, Snapshot
 from mowm_ros.model import checkpoint
+from mowm_ros.model.compiled import check_compile_mode
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
                                         sample_composed)
+from mowm_ros.model.denoiser import Conditioning
 from mowm_ros.model.diffusion import Diffusion
-from mowm_ros.model.experts import Conditioning, DENOISER, DenoiserEvaluator
+from mowm_ros.model.experts import (DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES,
+                                    store_frozen_weights_in)
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
-from mowm_ros.model.frames import (images_to_tensor, model_intrinsics, tensor_to_images,
-                                   to_model_frame)
+from mowm_ros.model.frames import images_to_tensor, tensor_to_images
 from mowm_ros.model.lora import add_lora, load_adapter_state
+from mowm_ros.model.threads import use_threads
 import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
-
-EXPERTS = ('short_term', 'episodic', 'spatial')
 
 
 @dataclass
@@ -44,7 +53,7 @@ class Frame:
     stamp: int                      # nanoseconds
     depth: np.ndarray = None        # float32 (H, W) metres, NaN/0 invalid
 
-    def validate(self):
+    def validate(self) -> None:
         """Raise ValueError naming the first problem; nothing is stored before this passes."""
         rgb = np.asarray(self.rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -64,15 +73,15 @@ class Frame:
 @dataclass
 class WorldModelConfig:
     checkpoint: str = ''                 # '' = the checkpoint shipped with the package
-    device: str = 'auto'                 # auto | cpu | cuda
+    device: str = 'auto'                 # auto | cpu | cuda | cuda:N
     sampler_steps: int = 4
-    experts: tuple = EXPERTS
-    weights: dict = field(default_factory=lambda: {'short_term': 1.0, 'episodic': 1.0,
-                                                   'spatial': 2.0})
+    experts: tuple = EXPERT_NAMES
+    weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     composition: str = 'contrastive'     # contrastive | naive
     episodic_sees_recent_context: bool = True
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
+    compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
     seed: int = 0
     finetune_on_observe: bool = True
     spatial: SpatialMemoryConfig = None  # None: matched to how the checkpoint was trained
@@ -81,30 +90,36 @@ class WorldModelConfig:
 
     def __post_init__(self):
         self.experts = tuple(self.experts)
-        unknown = set(self.experts) - set(EXPERTS)
+        unknown = set(self.experts) - set(EXPERT_NAMES)
         if unknown or 'short_term' not in self.experts:
-            raise ValueError(f'experts must include short_term and be among {EXPERTS}, got '
+            raise ValueError(f'experts must include short_term and be among {EXPERT_NAMES}, got '
                              f'{self.experts}')
-        if self.device not in ('auto', 'cpu', 'cuda'):
-            raise ValueError(f'device must be auto, cpu or cuda, got {self.device!r}')
+        check_device(self.device)
         if self.sampler_steps < 1:
             raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
+        check_compile_mode(self.compile_mode)
         if self.context_interval_s < 0:
             raise ValueError('context_interval_s must be >= 0')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
-def resolve_device(name):
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('device "cuda" requested but CUDA is not available')
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device of a device name; a CUDA device this machine lacks is refused."""
+    check_device(name)
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device "{name}" requested but CUDA is not available')
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f'device "{name}" requested but this machine has '
+                         f'{torch.cuda.device_count()} CUDA devices')
+    return device
 
 
-def spatial_config_for(checkpoint_config):
+def spatial_config_for(checkpoint_config) -> SpatialMemoryConfig:
     """Spatial memory settings that render like the training data the checkpoint saw."""
     dataset = checkpoint_config.get('dataset')
     if not dataset:
@@ -120,6 +135,20 @@ def spatial_config_for(checkpoint_config):
 
 
 @dataclass
+class RolloutState:
+    """What a rollout predicts from, taken at one moment by ``WorldModel.rollout_state``."""
+
+    context: list           # [(model rgb, camera pose, stamp)], oldest first, at least one
+    K: np.ndarray           # model intrinsics
+    spatial: object         # memory.spatial.SpatialView, or None when nothing renders
+
+    @property
+    def stamp(self) -> int:
+        """Stamp (ns) of the newest frame the state holds: nothing newer went into it."""
+        return self.context[-1][2]
+
+
+@dataclass
 class Imagination:
     """Predicted frames along one or more paths: images (B, H, S, S, 3) uint8 and poses."""
 
@@ -127,13 +156,17 @@ class Imagination:
     poses: np.ndarray
     adapter_version: int
     intrinsics: np.ndarray
+    context_stamp: int = None   # stamp of the newest observed frame the prediction used
 
 
 class WorldModel:
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config = config or WorldModelConfig()
         self.device = resolve_device(config.device)
+        # Sampling runs on the thread count of the thread that built the model, whichever
+        # thread calls it (the finetuning thread sets its own; see model/threads.py).
+        self.torch_threads = torch.get_num_threads()
         directory = config.checkpoint or checkpoint.default_checkpoint_dir()
         network, diffusion_config, self.checkpoint_config = checkpoint.load_checkpoint(
             directory, device=self.device)
@@ -145,9 +178,11 @@ class WorldModel:
         self.finetuner = EpisodicFinetuner(network, diffusion_config, config.finetune)
         add_lora(network, config.finetune.rank, config.finetune.alpha)
         self.network = network.to(self.device)
+        if config.bf16:
+            store_frozen_weights_in(self.network, torch.bfloat16)
         self.loaded_adapter_version = -1
         self.evaluators = {DENOISER: DenoiserEvaluator(
-            self.network, torch.bfloat16 if config.bf16 else None)}
+            self.network, torch.bfloat16 if config.bf16 else None, config.compile_mode)}
         if config.spatial is None:
             config.spatial = spatial_config_for(self.checkpoint_config)
         self.spatial = SpatialMemory(config.spatial)
@@ -155,7 +190,8 @@ class WorldModel:
             config.episodic = replace(config.episodic, image_size=self.size)
         self.episodic = EpisodicBuffer(config.episodic)
         self._context = deque(maxlen=self.context_frames)   # (model rgb uint8, pose, stamp)
-        self._context_lock = threading.Lock()
+        # Held while a frame enters the memory and context, and while a rollout takes both.
+        self._state_lock = threading.Lock()
         self._sample_lock = threading.Lock()
         self.model_K = None
         self.frames_observed = 0
@@ -163,21 +199,21 @@ class WorldModel:
             self.finetuner.start()
 
     # --- memory ------------------------------------------------------------------------
-    def observe(self, frame):
+    def observe(self, frame) -> bool:
         """Validate and store one frame; return whether it became an episodic keyframe."""
         frame.validate()
         height, width = frame.rgb.shape[:2]
         model_rgb = to_model_frame(frame.rgb, self.size)
         model_K = model_intrinsics(frame.K, width, height, self.size)
-        if frame.depth is not None:
-            self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32), frame.pose,
-                                   frame.K, int(frame.stamp))
-        with self._context_lock:
-            self.model_K = model_K
+        with self._state_lock:
             last_stamp = self._context[-1][2] if self._context else None
-            interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is not None and frame.stamp < last_stamp:
                 raise ValueError(f'stamp {frame.stamp} goes backwards (last {last_stamp})')
+            if frame.depth is not None:
+                self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
+                                       frame.pose, frame.K, int(frame.stamp))
+            self.model_K = model_K
+            interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is None or frame.stamp - last_stamp >= interval:
                 self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
         self.frames_observed += 1
@@ -186,25 +222,38 @@ class WorldModel:
             self.finetuner.submit(self.keyframes(), new_keyframes=1)
         return admitted
 
-    def keyframes(self):
+    def keyframes(self) -> KeyframeBatch:
         arrays = self.episodic.snapshot()
         return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
 
     @property
-    def context_ready(self):
-        with self._context_lock:
+    def context_ready(self) -> bool:
+        with self._state_lock:
             return len(self._context) > 0
 
-    def reset(self):
+    def rollout_state(self, render=True) -> RolloutState:
+        """
+        Take the short-term context and (``render``) a frozen spatial memory view at once.
+
+        Observation waits only while the view is copied; the rollout then renders from the
+        copy. Raises RuntimeError before any frame was observed.
+        """
+        with self._state_lock:
+            if not self._context:
+                raise RuntimeError('a rollout needs at least one observed frame')
+            return RolloutState(list(self._context), self.model_K,
+                                self.spatial.view() if render else None)
+
+    def reset(self) -> None:
         """Forget everything observed: memories, context and finetuned adapters."""
         self.finetuner.reset()
-        self.spatial.reset()
-        self.episodic.reset()
-        with self._context_lock:
+        with self._state_lock:
+            self.spatial.reset()
             self._context.clear()
+        self.episodic.reset()
         self.frames_observed = 0
 
-    def close(self):
+    def close(self) -> None:
         self.finetuner.stop()
 
     # --- prediction --------------------------------------------------------------------
@@ -216,19 +265,21 @@ class WorldModel:
             self.loaded_adapter_version = adapters.version
         return adapters.version
 
-    def composition(self, experts=None, mode=None, weights=None):
+    def composition(self, experts=None, mode=None, weights=None) -> Composition:
         return Composition(expert_set(experts or self.config.experts,
                                       weights or self.config.weights,
                                       self.config.episodic_sees_recent_context),
                            mode or self.config.composition)
 
     @torch.no_grad()
-    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None):
+    def imagine(self, poses, experts=None, mode=None, steps=None, seed=None,
+                state=None) -> Imagination:
         """
         Predict the frames seen from camera ``poses``: (H, 4, 4) or a batch of paths (B, H, 4, 4).
 
         The rollout is autoregressive: each prediction joins the short-term context of the
-        next. Returns an Imagination with images (B, H, size, size, 3) uint8.
+        next. It predicts from ``state`` (a RolloutState; by default one taken now). Returns
+        an Imagination with images (B, H, size, size, 3) uint8.
         """
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim == 3:
@@ -237,14 +288,12 @@ class WorldModel:
             raise ValueError(f'poses must be (H, 4, 4) or (B, H, 4, 4), got {poses.shape}')
         if not np.all(np.isfinite(poses)):
             raise ValueError('poses contain NaN or infinite values')
-        with self._context_lock:
-            if not self._context:
-                raise RuntimeError('imagine() needs at least one observed frame')
-            context = list(self._context)
-            K = self.model_K
         composition = self.composition(experts, mode)
         uses_render = any(q.render for q in composition.queries())
+        state = self._state_for(state, uses_render, 'imagine()')
+        context, K = state.context, state.K
         with self._sample_lock:
+            use_threads(self.torch_threads)
             version = self._sync_adapters()
             batch, horizon = poses.shape[:2]
             images = [np.stack([c[0] for c in context])] * batch
@@ -253,7 +302,8 @@ class WorldModel:
                 self.config.seed if seed is None else seed)
             predictions = []
             for step in range(horizon):
-                cond = self._conditioning(images, frame_poses, poses[:, step], K, uses_render)
+                cond = self._conditioning(images, frame_poses, poses[:, step], K,
+                                          state.spatial if uses_render else None)
                 frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                          steps or self.config.sampler_steps, generator)
                 frames = tensor_to_images(frames)
@@ -261,10 +311,22 @@ class WorldModel:
                 images = [np.concatenate([images[b], frames[b:b + 1]]) for b in range(batch)]
                 frame_poses = [np.concatenate([frame_poses[b], poses[b, step][None]])
                                for b in range(batch)]
-        return Imagination(np.stack(predictions, axis=1), poses, version, K)
+        return Imagination(np.stack(predictions, axis=1), poses, version, K, state.stamp)
+
+    def _state_for(self, state, uses_render, what):
+        """Return ``state``, or take one now; check it holds the view a render needs."""
+        if state is None:
+            try:
+                return self.rollout_state(render=uses_render)
+            except RuntimeError:
+                raise RuntimeError(f'{what} needs at least one observed frame') from None
+        if uses_render and state.spatial is None:
+            raise ValueError('the rollout state has no spatial memory view: take it with '
+                             'rollout_state(render=True)')
+        return state
 
     @torch.no_grad()
-    def recall(self, poses, experts=None, steps=None, seed=None):
+    def recall(self, poses, experts=None, steps=None, seed=None) -> np.ndarray:
         """
         Predict the view at each camera pose (N, 4, 4) from the memories alone: (N, S, S, 3).
 
@@ -276,51 +338,62 @@ class WorldModel:
         if not np.all(np.isfinite(poses)):
             raise ValueError('poses contain NaN or infinite values')
         composition = recall_composition(experts or self.config.experts, self.config.weights)
-        context = self.recent_context()
-        if not context:
-            raise RuntimeError('recall() needs at least one observed frame')
-        images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         uses_render = any(q.render for q in composition.queries())
+        state = self._state_for(None, uses_render, 'recall()')
+        context = state.context
+        images, frame_poses = np.stack([c[0] for c in context]), np.stack([c[1] for c in context])
         with self._sample_lock:
+            use_threads(self.torch_threads)
             self._sync_adapters()
             generator = torch.Generator(device=self.device).manual_seed(
                 self.config.seed if seed is None else seed)
             cond = self._conditioning([images] * len(poses), [frame_poses] * len(poses), poses,
-                                      self.model_K, uses_render)
+                                      state.K, state.spatial if uses_render else None)
             frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                      steps or self.config.sampler_steps, generator,
                                      shared_noise=True)
         return tensor_to_images(frames)
 
-    def render_memory(self, poses):
-        """Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask)."""
+    def render_memory(self, poses, state=None) -> tuple:
+        """
+        Render the spatial memory at camera poses (N, 4, 4): (rgb (N, S, S, 3), mask).
+
+        From ``state``'s view (a RolloutState taken with render) when given, else as it is now.
+        """
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
-        with self._context_lock:
-            K = self.model_K
-        if K is None:
+        if state is not None:
+            K, memory = state.K, state.spatial
+        else:
+            with self._state_lock:
+                K, memory = self.model_K, self.spatial
+        if K is None or memory is None:
             raise RuntimeError('render_memory() needs at least one observed frame')
-        views = [self.spatial.render(pose, K, self.size, self.size) for pose in poses]
+        views = [memory.render(pose, K, self.size, self.size) for pose in poses]
         return (np.stack([view.rgb for view in views]).astype(np.uint8),
                 np.stack([view.mask for view in views]).astype(bool))
 
-    def recent_context(self):
+    def recent_context(self) -> list:
         """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
-        with self._context_lock:
+        with self._state_lock:
             return list(self._context)
 
-    def restore_recent_context(self, items):
+    def restore_recent_context(self, items) -> None:
         """Replace the short-term context with ``items`` from ``recent_context()``."""
-        with self._context_lock:
+        with self._state_lock:
             self._context.clear()
             self._context.extend(items)
 
-    def newest_camera_pose(self):
+    def newest_camera_pose(self) -> np.ndarray | None:
         """Return the camera pose of the newest context frame, or None before any frame."""
-        with self._context_lock:
+        with self._state_lock:
             return np.array(self._context[-1][1]) if self._context else None
 
-    def _conditioning(self, images, frame_poses, target_poses, K, uses_render):
-        """Build the last K frames of each path (the first repeated if fewer) and motions."""
+    def _conditioning(self, images, frame_poses, target_poses, K, spatial):
+        """
+        Build the last K frames of each path (the first repeated if fewer) and motions.
+
+        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets.
+        """
         context, chains = [], []
         for frames, path, target in zip(images, frame_poses, target_poses):
             index = np.clip(np.arange(len(frames) - self.context_frames, len(frames)), 0, None)
@@ -329,9 +402,9 @@ class WorldModel:
         chains = np.stack(chains)
         motion = geometry.relative_motion(chains[:, :-1], chains[:, 1:])
         render = np.zeros((len(images), 4, self.size, self.size), np.float32)
-        if uses_render:
+        if spatial is not None:
             for b, pose in enumerate(target_poses):
-                view = self.spatial.render(pose, K, self.size, self.size)
+                view = spatial.render(pose, K, self.size, self.size)
                 # As in training: uncovered pixels are 0 (mid-grey), the mask says which.
                 render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
                 render[b, 3] = view.mask
@@ -344,7 +417,7 @@ class WorldModel:
             render=torch.as_tensor(render, device=device))
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory, keep=2):
+    def save(self, directory, keep=2) -> Path:
         """Snapshot the memories and the finetuned adapters through MemoryStore."""
         adapters = self.finetuner.latest()
         return MemoryStore(directory, keep=keep).save(
@@ -352,7 +425,7 @@ class WorldModel:
             {'adapter_keyframes_seen': adapters.keyframes_seen,
              'checkpoint': str(self.checkpoint_dir)})
 
-    def load(self, directory):
+    def load(self, directory) -> Snapshot | None:
         """Restore the newest valid snapshot; return it (None when there is none)."""
         snapshot = MemoryStore(directory).load()
         if snapshot is None:
@@ -363,5 +436,6 @@ class WorldModel:
             self.config.episodic)
         if snapshot.adapter:
             self.finetuner.load(snapshot.adapter, snapshot.meta.get('adapter_keyframes_seen', 0))
-        self.spatial, self.episodic = spatial, episodic
+        with self._state_lock:
+            self.spatial, self.episodic = spatial, episodic
         return snapshot

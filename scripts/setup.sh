@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-# libusb-1.0-0: `import open3d`; libosmesa6: headless MuJoCo (MUJOCO_GL=osmesa).
-DEB_PACKAGES=(libusb-1.0-0 libosmesa6)
+# libusb-1.0-0: `import open3d`; libosmesa6: headless MuJoCo (MUJOCO_GL=osmesa);
+# chromium: the tests open the Rerun web viewer in headless Chromium.
+DEB_PACKAGES=(libusb-1.0-0 libosmesa6 chromium)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
@@ -38,8 +39,8 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 \
   | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
-echo "setup: installing mowm_ros[ros,sim,test] into $VENV (editable)"
+echo "setup: installing mowm_ros[ros,sim,view,test] into $VENV (editable)"
 # The machine's pip config lists extra local indexes; their "is ignored" notes are noise.
-"$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[ros,sim,test]' 2>&1 \
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[ros,sim,view,test]' 2>&1 \
   | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 echo "setup: done"

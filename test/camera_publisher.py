@@ -17,8 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mowm_ros import geometry  # noqa: E402
+from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix  # noqa: E402
 from mowm_ros.nodes import conversions  # noqa: E402
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -45,7 +45,8 @@ class CameraPublisher:
         self.images = [conversions.rgb_to_image(rgb, frame, 0) for rgb in episode.rgb]
         self.depths = [conversions.depth_to_image(d, frame, 0) for d in episode.depth]
         self.info = conversions.intrinsics_to_camera_info(episode.K, episode.image_size, frame, 0)
-        camera_from_base = geometry.invert_pose(extrinsics_matrix(DEFAULT_EXTRINSICS))
+        # The world model's default mount turns this odometry back into the camera poses.
+        camera_from_base = geometry.invert_pose(extrinsics_matrix(CAMERA_MOUNT))
         self.base_poses = episode.pose @ camera_from_base
         self.speed = float(np.linalg.norm(np.diff(episode.pose[:2, :3, 3], axis=0))) * rate_hz
         self.sent = 0

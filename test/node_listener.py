@@ -13,13 +13,15 @@ class NodeListener:
     """
     Keep the node's latest diagnostics values and the age of every prediction on arrival.
 
-    A prediction's first frame is stamped ``frame_interval_s`` after the newest frame it
-    started from; its age is the time from that frame to its arrival here.
+    A prediction's first frame is stamped ``frame_interval_s`` after the moment it was made
+    from (the newer of the odometry and the newest frame its rollout started from); its age
+    is the time from that moment to its arrival here.
     """
 
     def __init__(self, node, frame_interval_s=0.5):
         self.lock = threading.Lock()
         self.values = {}
+        self.updates = 0          # diagnostics messages of the node received so far
         self.ages_s = []
         self.offset_ns = int(frame_interval_s * 1e9)
         self.clock = node.get_clock()
@@ -31,6 +33,7 @@ class NodeListener:
             if status.name == STATUS:
                 with self.lock:
                     self.values = {kv.key: kv.value for kv in status.values}
+                    self.updates += 1
 
     def _prediction(self, msg):
         started_from = conversions.stamp_to_ns(msg.header.stamp) - self.offset_ns

@@ -39,14 +39,47 @@ def claim_domain_id():
     raise RuntimeError('no free ROS domain id for this test')
 
 
-def wait_for(predicate, timeout=10.0, interval=0.01):
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+def wait_for(predicate, timeout=30.0, interval=0.01, what=None):
+    """
+    Poll ``predicate`` until it returns something true, and return that.
+
+    Waits for an event, never for a time: after ``timeout`` seconds without the event it raises
+    AssertionError saying what did not happen (``what``, or where the predicate was written).
+    Timeouts are generous because they bound only the failing case: a passing test returns as
+    soon as the event happens, however busy the machine is.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if value or time.monotonic() > deadline:
+        if value:
             return value
+        if time.monotonic() > deadline:
+            if callable(what):
+                what = what()
+            if what is None:
+                code = getattr(predicate, '__code__', None)
+                where = f'{code.co_filename}:{code.co_firstlineno}' if code else repr(predicate)
+                what = f'the condition at {where}'
+            raise AssertionError(f'timed out after {timeout:g} s waiting for {what}')
         time.sleep(interval)
+
+
+def publish_until(publish, predicate, what, timeout=60.0, every=0.05):
+    """
+    Call ``publish()`` every ``every`` seconds until ``predicate()`` is true; return its value.
+
+    For best-effort topics (sensor data, cmd_vel), where one message may be lost: the test keeps
+    sending until the receiver shows the effect, instead of sending once and hoping.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout:g} s publishing until {what}')
+        publish()
+        time.sleep(every)
 
 
 class Inbox:

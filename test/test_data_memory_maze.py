@@ -2,7 +2,6 @@
 
 import logging
 import os
-import time
 
 from mowm_ros import geometry, render
 from mowm_ros.cli import main
@@ -166,10 +165,7 @@ def test_dataset_over_real_episodes(episodes, tmp_path):
     save_episode(tmp_path / 'ep.npz', episodes[9])
     dataset = EpisodeDataset(tmp_path, DatasetConfig())
     assert len(dataset) == 100 - 8
-    started = time.perf_counter()
     samples = [dataset[i] for i in range(0, len(dataset), 4)]
-    per_sample = (time.perf_counter() - started) / len(samples)
-    assert per_sample < 0.1, per_sample
     coverage = np.mean([float(s['render_mask'].mean()) for s in samples])
     assert coverage > 0.3, coverage
 

@@ -60,19 +60,18 @@ def test_a_unicycle_follows_the_path_to_its_end(name, path, start_yaw):
 
 
 def maze_step(x, y, yaw, action):
-    """Memory Maze's discrete moves, roughly: 0.37 m forward and 0.32 rad per 0.25 s step."""
+    """Memory Maze's discrete moves at speed: 0.5 m forward and 0.32 rad per 0.25 s step."""
     turn = {LEFT: 0.32, FORWARD_LEFT: 0.32, RIGHT: -0.32, FORWARD_RIGHT: -0.32}.get(action, 0.0)
     if action in (FORWARD, FORWARD_LEFT, FORWARD_RIGHT):
         heading = yaw + turn / 2
-        x, y = x + 0.37 * math.cos(heading), y + 0.37 * math.sin(heading)
+        x, y = x + 0.5 * math.cos(heading), y + 0.5 * math.sin(heading)
     return x, y, yaw + turn
 
 
 @pytest.mark.parametrize('path', [STRAIGHT * 2, L_SHAPE * 1.5, U_SHAPE * 1.5],
                          ids=['straight', 'L', 'U'])
 def test_a_memory_maze_robot_on_discrete_actions_reaches_the_end(path):
-    follower = PathFollower(PathFollowerConfig(lookahead_m=0.8, goal_tolerance_m=0.4,
-                                               max_turn_rate=1.2))
+    follower = PathFollower()          # the defaults are tuned for this robot
     x, y, yaw = 0.0, 0.0, 0.0
     for step in range(80):
         linear, angular, done = follower.command(planar_base_pose(x, y, yaw), path)

@@ -58,16 +58,27 @@ def test_world_model_launch_declares_its_arguments_and_nodes(monkeypatch):
     assert ('path', 'world_model/best_path') in follower['remappings']
 
 
-def test_parameter_files_name_only_declared_parameters(ros):
-    for path, node_name, factory in (
-            (REPO_ROOT / 'config' / 'world_model.yaml', 'world_model', WorldModelNode),
-            (REPO_ROOT / 'config' / 'sim_robot.yaml', 'sim_robot', SimRobot),
-            (REPO_ROOT / 'config' / 'path_follower.yaml', 'path_follower', PathFollowerNode)):
-        values = yaml.safe_load(path.read_text())[node_name]['ros__parameters']
+def test_nodes_started_without_parameters_have_the_parameter_files_values(ros, tmp_path):
+    """One source for each default: a node's code default is the value its YAML file names."""
+    from episode_fixtures import synthetic_episode
+    from mowm_ros.data.episode import save_episode
+    from mowm_ros.nodes.episode_player import EpisodePlayer
+
+    episode = tmp_path / 'ep.npz'
+    save_episode(episode, synthetic_episode(frames=2))
+    for name, factory, required in (
+            ('world_model', WorldModelNode, {}), ('sim_robot', SimRobot, {}),
+            ('path_follower', PathFollowerNode, {}),
+            ('episode_player', EpisodePlayer, {'episode': str(episode)})):
+        path = REPO_ROOT / 'config' / f'{name}.yaml'
+        values = yaml.safe_load(path.read_text())[name]['ros__parameters']
         node = ros.add(factory(context=ros.context, parameter_overrides=[
-            Parameter(k, value=v) for k, v in values.items()]))
-        for key, value in values.items():
-            assert node.get_parameter(key).value == value, (path.name, key)
+            Parameter(k, value=v) for k, v in required.items()]))
+        undeclared = [key for key in values if not node.has_parameter(key)]
+        assert not undeclared, f'{path.name} names parameters {name} does not declare'
+        differing = {key: (node.get_parameter(key).value, value) for key, value in values.items()
+                     if node.get_parameter(key).value != pytest.approx(value, abs=1e-8)}
+        assert not differing, f'{name}: code default != {path.name} value: {differing}'
 
 
 @pytest.mark.ros
@@ -91,7 +102,7 @@ def test_every_rviz_topic_is_published_by_the_nodes_with_its_type(ros, tmp_path)
         return topics
 
     wanted = {d['Topic']['Value'] for d in displays}
-    assert wait_for(lambda: wanted <= set(published()), timeout=20), wanted - set(published())
+    assert wait_for(lambda: wanted <= set(published()), timeout=30), wanted - set(published())
     topics = published()
     for display in displays:
         topic = display['Topic']['Value']
@@ -99,8 +110,9 @@ def test_every_rviz_topic_is_published_by_the_nodes_with_its_type(ros, tmp_path)
 
 
 def test_launched_nodes_agree_on_the_camera_mount():
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
+    from mowm_ros.extrinsics import CAMERA_MOUNT
     values = [yaml.safe_load((REPO_ROOT / 'config' / f'{name}.yaml').read_text())[name]
-              ['ros__parameters']['camera_extrinsics'] for name in ('sim_robot', 'world_model')]
-    assert values[0] == values[1]
+              ['ros__parameters']['camera_extrinsics']
+              for name in ('sim_robot', 'world_model', 'episode_player')]
+    assert values[0] == values[1] == values[2]
     assert values[0] == pytest.approx(list(CAMERA_MOUNT), abs=1e-8)

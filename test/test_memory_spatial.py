@@ -251,6 +251,25 @@ def test_recent_table_merging_does_not_change_the_result():
         np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
+@pytest.mark.parametrize('merge_threshold', [1, 10_000_000])
+def test_a_view_renders_the_memory_as_it_was_whatever_is_integrated_later(merge_threshold):
+    frames = room_frames(room_poses(6, seed=4))
+    memory = SpatialMemory(SpatialMemoryConfig(merge_threshold=merge_threshold))
+    integrate_all(memory, frames[:3])
+    view = memory.view()
+    before = [memory.render(f.pose, f.K, 64, 64) for f in frames]
+    # Later frames update the points the view holds (in place) and add new ones.
+    integrate_all(memory, frames[3:] + frames[:3], start=4)
+    assert len(view) < len(memory)
+    changed = 0
+    for frame, then in zip(frames, before):
+        frozen = view.render(frame.pose, frame.K, 64, 64)
+        np.testing.assert_array_equal(frozen.rgb, then.rgb)
+        np.testing.assert_array_equal(frozen.mask, then.mask)
+        changed += int(np.any(memory.render(frame.pose, frame.K, 64, 64).rgb != then.rgb))
+    assert changed >= 3, 'the later frames did not change the memory: the test shows nothing'
+
+
 def test_exports_round_trip_and_reset():
     frames = room_frames(room_poses(3, seed=6))
     memory = SpatialMemory(SpatialMemoryConfig(voxel_size=0.04))

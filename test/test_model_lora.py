@@ -1,4 +1,4 @@
-from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.denoiser import Conditioning, Denoiser, DenoiserConfig, Flags
 from mowm_ros.model.lora import (adapter_parameters, adapter_state, add_lora,
                                  load_adapter_state, reset_adapters)
 import pytest
@@ -9,11 +9,16 @@ CONFIG = DenoiserConfig(image_size=16, context_frames=2, channels=(16, 32),
 
 
 def inputs(n, seed=0):
+    """Return (x_t, logsnr, Conditioning) of ``n`` random samples."""
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(n, 3, 16, 16, generator=g), torch.randn(n, generator=g),
-            torch.randn(n, 2, 3, 16, 16, generator=g), torch.randn(n, 2, 3, generator=g),
-            torch.randn(n, 4, generator=g), torch.randn(n, 4, 16, 16, generator=g),
-            torch.ones(n), torch.ones(n))
+            Conditioning(torch.randn(n, 2, 3, 16, 16, generator=g),
+                         torch.randn(n, 2, 3, generator=g), torch.randn(n, 4, generator=g),
+                         torch.randn(n, 4, 16, 16, generator=g)))
+
+
+def visible(n, adapter_scale=None):
+    return Flags(torch.ones(n), torch.ones(n), adapter_scale)
 
 
 def test_per_sample_scale_matches_separate_passes():
@@ -24,9 +29,9 @@ def test_per_sample_scale_matches_separate_passes():
         for p in network.parameters():   # zero-initialised layers would hide everything
             p.normal_(0, 0.05)
         args = inputs(2)
-        mixed = network(*args, adapter_scale=torch.tensor([1.0, 0.0]))
-        adapted = network(*args, adapter_scale=torch.ones(2))
-        frozen = network(*args, adapter_scale=None)
+        mixed = network(*args, visible(2, torch.tensor([1.0, 0.0])))
+        adapted = network(*args, visible(2, torch.ones(2)))
+        frozen = network(*args, visible(2, None))
     torch.testing.assert_close(mixed[0], adapted[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(mixed[1], frozen[1], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(adapted[1], frozen[1])
@@ -38,10 +43,10 @@ def test_fresh_adapters_change_nothing_and_sets_round_trip():
     with torch.no_grad():
         for p in network.parameters():
             p.normal_(0, 0.05)
-        before = network(*inputs(2))
+        before = network(*inputs(2), visible(2))
     add_lora(network, rank=4)
     with torch.no_grad():
-        after = network(*inputs(2), adapter_scale=torch.ones(2))
+        after = network(*inputs(2), visible(2, torch.ones(2)))
     torch.testing.assert_close(before, after)
     state = adapter_state(network)
     with torch.no_grad():
@@ -50,7 +55,23 @@ def test_fresh_adapters_change_nothing_and_sets_round_trip():
     load_adapter_state(network, state)
     for name, value in adapter_state(network).items():
         assert torch.equal(value, state[name])
+
+    # Trained adapters change the output; reset_adapters takes them back to no effect.
+    with torch.no_grad():
+        for p in adapter_parameters(network).values():
+            p.normal_(0, 0.05)
+        trained = network(*inputs(2), visible(2, torch.ones(2)))
+        downs = {n: p.clone() for n, p in adapter_parameters(network).items() if 'lora_down' in n}
+    assert not torch.allclose(trained, before)
     reset_adapters(network)
+    with torch.no_grad():
+        reset = network(*inputs(2), visible(2, torch.ones(2)))
+    torch.testing.assert_close(reset, before)
+    ups = {n: p for n, p in adapter_parameters(network).items() if 'lora_up' in n}
+    assert ups and all(torch.count_nonzero(p) == 0 for p in ups.values())
+    # ... with fresh down projections, so finetuning starts again from new directions.
+    assert downs and all(not torch.equal(p, downs[n])
+                         for n, p in adapter_parameters(network).items() if n in downs)
     with pytest.raises(ValueError, match='does not match'):
         load_adapter_state(network, {'bogus': torch.zeros(1)})
 

@@ -1,9 +1,11 @@
-"""The Nav2 wiring: the bridge says what it needs without Nav2; the example params hold."""
+"""The Nav2 wiring: the bridge relays and cancels paths, says what it needs without Nav2."""
 
 from pathlib import Path
 import subprocess
 import sys
+import threading
 
+import numpy as np
 import pytest
 import yaml
 
@@ -19,6 +21,66 @@ def test_bridge_without_nav2_says_what_it_needs():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert 'needs Nav2' in result.stderr and 'nav2_simple_commander' in result.stderr
+
+
+class StandInNavigator:
+    """
+    Records what the bridge asks of Nav2's BasicNavigator (followPath, cancelTask).
+
+    A stand-in: Nav2 (nav2_simple_commander and its FollowPath action server) has no pip
+    wheels, so it cannot exist here; the bridge's node and the paths travel over real DDS.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = []
+
+    def followPath(self, path):  # noqa: N802 - BasicNavigator's name
+        with self.lock:
+            self.calls.append(('follow', len(path.poses)))
+
+    def cancelTask(self):  # noqa: N802 - BasicNavigator's name
+        with self.lock:
+            self.calls.append(('cancel', 0))
+
+    def seen(self):
+        with self.lock:
+            return list(self.calls)
+
+
+@pytest.mark.ros
+def test_bridge_follows_best_paths_and_cancels_followpath_on_an_empty_one(ros):
+    from mowm_ros.nodes import conversions
+    from mowm_ros.nodes.nav2_bridge import PathRelay
+    from mowm_ros.nodes.world_model_node import RELIABLE_1
+    from nav_msgs.msg import Path as PathMsg
+    from ros_harness import wait_for
+
+    navigator = StandInNavigator()
+    bridge = ros.node('mowm_nav2_bridge')
+    PathRelay(navigator, bridge.get_logger()).subscribe(bridge)
+    # Published as the world model publishes ~/best_path: reliable, depth 1.
+    publisher = ros.node('world_model').create_publisher(PathMsg, 'best_path', RELIABLE_1)
+    assert wait_for(lambda: publisher.get_subscription_count() == 1, timeout=10)
+
+    def send(count, stamp):
+        poses = [np.eye(4) for _ in range(count)]
+        for i, pose in enumerate(poses):
+            pose[0, 3] = 0.25 * i
+        publisher.publish(conversions.poses_to_path(poses, 'odom', [stamp] * max(count, 1)))
+
+    send(0, 1)                       # nothing followed yet: an empty path changes nothing
+    send(5, 2)
+    assert wait_for(lambda: navigator.seen() == [('follow', 5)], timeout=10), navigator.seen()
+    send(7, 3)                       # a newer path replaces it
+    assert wait_for(lambda: len(navigator.seen()) == 2, timeout=10), navigator.seen()
+    send(0, 4)                       # goal cleared (reached or cancelled): FollowPath stops
+    assert wait_for(lambda: len(navigator.seen()) == 3, timeout=10), navigator.seen()
+    assert navigator.seen() == [('follow', 5), ('follow', 7), ('cancel', 0)]
+    send(0, 5)                       # nothing is being followed: nothing to cancel
+    send(4, 6)
+    assert wait_for(lambda: len(navigator.seen()) == 4, timeout=10), navigator.seen()
+    assert navigator.seen()[3:] == [('follow', 4)]
 
 
 def test_example_nav2_params_use_the_topics_the_world_model_publishes():

@@ -2,7 +2,6 @@
 
 import json
 import math
-import time
 
 from mowm_ros import cli
 from mowm_ros.data.maze import MazeGrid
@@ -23,10 +22,8 @@ def quick_config(out_dir):
 def test_a_tiny_real_run_writes_the_report_and_resumes(tmp_path, one_thread, monkeypatch):
     pytest.importorskip('memory_maze')
     config = quick_config(tmp_path)
-    started = time.monotonic()
     results = navigation.run_navigation(config, progress=False)
-    seconds = time.monotonic() - started
-    assert len(results) == 1 and seconds < 120
+    assert len(results) == 1
     result = results[0]
     assert result['seed'] == navigation.NAVIGATION_SEED_START and result['goal'] == 0
     assert list(result['rows']) == [ROW_NAMES[r] for r in config.rows]

@@ -181,9 +181,8 @@ def test_approach_refines_near_the_goal_and_arrival_stops():
 def test_the_time_budget_cuts_localisation_short():
     world = SyntheticWorld(delay=0.05)
     navigator = ImageGoalNavigator(world, room, config(batch_size=16, time_budget_s=0.12))
-    started = time.monotonic()
     plan = navigator.plan(pose(*START), view_of(*GOAL))
-    assert time.monotonic() - started < 1.0
+    # Without the budget every candidate would be scored (hundreds, in many batches).
     assert 16 <= plan.views_scored <= 64 and world.calls <= 4
     assert plan.path.shape[1:] == (4, 4)
 
@@ -227,7 +226,7 @@ def test_world_model_imagine_predicts_near_and_far_paths():
     import torch
 
     from mowm_ros import geometry
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
+    from mowm_ros.extrinsics import CAMERA_MOUNT
     from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 
     torch.set_num_threads(1)
@@ -249,6 +248,12 @@ def test_world_model_imagine_predicts_near_and_far_paths():
         images = imagine(paths)
         assert images.shape == (2, 2, 64, 64, 3) and images.dtype == np.uint8
         assert images.std() > 0
+        cameras = paths @ base_from_camera
+        # The near path is rolled out from the recent context; the far one (6 m from the
+        # newest frame) is recalled from the memories, pose by pose, not rolled out.
+        np.testing.assert_array_equal(images[0], model.imagine(cameras[:1], steps=1).images[0])
+        np.testing.assert_array_equal(images[1], model.recall(cameras[1], steps=1))
+        assert not np.array_equal(images[1], model.imagine(cameras[1:], steps=1).images[0])
         no_memory = world_model_imagine(model, base_from_camera, experts=('short_term',),
                                         steps=1)
         assert no_memory(paths[1:, :1]).shape == (1, 1, 64, 64, 3)

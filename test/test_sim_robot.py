@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 from camera_recorder import CameraRecorder
 from geometry_msgs.msg import Twist
@@ -15,13 +14,13 @@ from mowm_ros import geometry
 from mowm_ros.data.exploration import (FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEFT, NOOP,
                                        RIGHT)
 from mowm_ros.data.maze_env import generate_episode, GenerationConfig
-from mowm_ros.data.maze_robot import CAMERA_MOUNT, MazeRobot, twist_to_action
+from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from ros_harness import wait_for
+from ros_harness import publish_until, wait_for
 
 pytest.importorskip('memory_maze')
 
@@ -81,19 +80,21 @@ def test_the_maze_time_limit_is_lifted_and_a_finite_one_respawns(robot, referenc
     assert frame.action == -1 and robot.camera.physics.time() < 1.0
 
 
-def test_a_diverged_physics_step_respawns_the_robot(robot, monkeypatch):
-    from dm_control.rl.control import PhysicsError
-
-    def diverge(action):
-        raise PhysicsError('simulated divergence')
-
-    starts = []
-    monkeypatch.setattr(robot.env, 'step', diverge)
-    monkeypatch.setattr(robot.env, 'close', lambda: None)
-    monkeypatch.setattr(robot, '_start', lambda respawned: starts.append(respawned))
-    respawns = robot.respawns
+def test_a_diverged_physics_step_respawns_the_robot(robot, reference):
     robot.step(FORWARD)
-    assert starts == [True] and robot.respawns == respawns + 1
+    old_env, respawns, steps = robot.env, robot.respawns, robot.steps
+    # NaN velocities make MuJoCo's next step diverge: dm_control raises its PhysicsError.
+    robot.camera.physics.data.qvel[:] = np.nan
+    frame = robot.step(FORWARD)
+    assert frame.respawned and robot.respawns == respawns + 1 and frame.step == steps + 1
+    assert robot.env is not old_env and robot.camera.physics.time() < 1.0
+    # A fresh environment of the same maze, the robot at its spawn, and it drives on.
+    np.testing.assert_allclose(frame.pose, reference.pose[0], atol=1e-6)
+    np.testing.assert_array_equal(robot.grid.layout, reference.extras['maze_layout'])
+    assert np.all(np.isfinite(robot.camera.physics.data.qvel))
+    moved = robot.step(FORWARD)
+    assert not moved.respawned and robot.respawns == respawns + 1
+    assert np.linalg.norm(moved.pose[:2, 3] - frame.pose[:2, 3]) > 0.1
 
 
 # The node over real DDS ------------------------------------------------------------------
@@ -134,9 +135,9 @@ def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
         Parameter('rate_hz', value=20.0), Parameter('max_steps', value=REFERENCE_FRAMES - 1)]))
     assert wait_for(lambda: node.finished, timeout=30)
     assert node.frames_published == REFERENCE_FRAMES and node.robot.steps == REFERENCE_FRAMES - 1
-    assert wait_for(lambda: recorder.count() >= 10, timeout=5)
+    assert wait_for(lambda: recorder.count() >= 10, timeout=30)
     by_stamp, complete = check_frames(recorder, 64)
-    extrinsics = extrinsics_matrix(DEFAULT_EXTRINSICS)
+    extrinsics = extrinsics_matrix(CAMERA_MOUNT)           # the default: the true mount
     indices = []
     for stamp in complete:
         _, base = conversions.odometry_to_pose(by_stamp['odom'][stamp])
@@ -153,23 +154,35 @@ def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
     travelled = np.linalg.norm(reference.pose[indices[-1], :2, 3] - reference.pose[indices[0],
                                                                                    :2, 3])
     assert travelled > 0.5, 'explore mode did not move the robot'
-    time.sleep(0.3)
-    assert recorder.count('rgb') <= REFERENCE_FRAMES       # stopped at max_steps
-
-
-def drive(publisher, twist, until, timeout=20.0):
-    """Publish ``twist`` every 50 ms until ``until()`` is true."""
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, 'timed out driving'
-        publisher.publish(twist)
-        time.sleep(0.05)
+    # Stopped at max_steps: the timer is cancelled, so no further frame can come.
+    assert node.timer.is_canceled() and recorder.count('rgb') <= REFERENCE_FRAMES
 
 
 def twist(linear_x=0.0, angular_z=0.0):
     msg = Twist()
     msg.linear.x, msg.angular.z = float(linear_x), float(angular_z)
     return msg
+
+
+def odometry_since(recorder, stamp):
+    """Return [(stamp, base pose)] of the odometry received with a stamp after ``stamp``."""
+    with recorder.lock:
+        messages = list(recorder.messages['odom'])
+    poses = sorted((conversions.stamp_to_ns(m.header.stamp), m) for m in messages)
+    return [(t, conversions.odometry_to_pose(m)[1]) for t, m in poses if t > stamp]
+
+
+def newest_odometry(recorder):
+    return odometry_since(recorder, -1)[-1]
+
+
+def turned_since(recorder, stamp, yaw):
+    """Return the yaw turned (unwrapped, summed step by step) since the odometry at ``stamp``."""
+    total = 0.0
+    for _, base in odometry_since(recorder, stamp):
+        total += geometry.wrap_angle(yaw_of(base) - yaw)
+        yaw = yaw_of(base)
+    return total
 
 
 @pytest.mark.ros
@@ -184,8 +197,11 @@ def test_cmd_vel_drives_turns_stops_and_nan_is_rejected(ros, reference):
         Parameter('camera_extrinsics', value=CAMERA_MOUNT)]))
     mount = extrinsics_matrix(CAMERA_MOUNT)
 
+    def drive(command, until, what):
+        return publish_until(lambda: publisher.publish(command), until, what)
+
     # No command: the robot stays at its spawn; odometry is its level pose on the floor.
-    assert wait_for(lambda: recorder.count() >= 4, timeout=20)
+    wait_for(lambda: recorder.count() >= 4, what='4 frames on every camera topic')
     by_stamp, complete = check_frames(recorder, 32)
     assert len(complete) >= 2
     for stamp in complete:
@@ -193,45 +209,46 @@ def test_cmd_vel_drives_turns_stops_and_nan_is_rejected(ros, reference):
         np.testing.assert_allclose(base @ mount, reference.pose[0], atol=2e-3)
         assert abs(base[2, 3]) < 2e-3 and abs(base[2, 2] - 1.0) < 1e-6
 
-    def steps_after(count):
-        target = node.robot.steps + count
-        return lambda: node.robot.steps >= target
+    # Forward: the base moves along its heading (the spawn faces down a corridor), without
+    # turning, at the maze's speed (about 2 m/s of simulated time).
+    t0, start = newest_odometry(recorder)
 
-    # Forward: the base moves along its heading, at the maze's speed (about 2 m/s).
-    start = recorder.last_base()
-    drive(publisher, twist(linear_x=0.5), steps_after(6))
-    time.sleep(0.1)
-    moved = recorder.last_base()
-    ahead = (moved[:2, 3] - start[:2, 3]) @ start[:2, 0]
-    assert ahead > 1.0, f'moved {ahead:.2f} m forward'
-    assert abs(geometry.wrap_angle(yaw_of(moved) - yaw_of(start))) < 0.05
+    def ahead():
+        return (newest_odometry(recorder)[1][:2, 3] - start[:2, 3]) @ start[:2, 0]
+    drive(twist(linear_x=0.5), lambda: ahead() > 1.0, 'the robot to drive 1 m forward')
+    assert abs(turned_since(recorder, t0, yaw_of(start))) < 0.05, 'driving forward turned'
     with recorder.lock:
         assert max(m.twist.twist.linear.x for m in recorder.messages['odom']) > 1.0
 
-    # Turning left increases the yaw.
-    drive(publisher, twist(angular_z=1.0), steps_after(4))
-    time.sleep(0.1)
-    turned = recorder.last_base()
-    assert 0.6 < geometry.wrap_angle(yaw_of(turned) - yaw_of(moved)) < math.pi
+    # Turning left increases the yaw: each step turns about 0.3 rad, so 0.6 rad means turning
+    # on the turn command (not a forward command still in flight).
+    t1, moved = newest_odometry(recorder)
+    drive(twist(angular_z=1.0), lambda: turned_since(recorder, t1, yaw_of(moved)) > 0.6,
+          'the robot to turn 0.6 rad to the left')
 
-    # No new command: after cmd_vel_timeout the robot stops.
+    # No new command: after cmd_vel_timeout the robot stops and stays where it stopped.
     stale = node.stale_steps
-    assert wait_for(lambda: node.stale_steps >= stale + 4, timeout=10)
-    time.sleep(0.1)
-    stopped = recorder.last_base()
-    assert wait_for(steps_after(3), timeout=10)
-    time.sleep(0.1)
-    np.testing.assert_allclose(recorder.last_base(), stopped, atol=1e-3)
+    wait_for(lambda: node.stale_steps >= stale + 4, what='4 steps without a fresh command')
+    since = node.get_clock().now().nanoseconds
+    wait_for(lambda: len(odometry_since(recorder, since)) >= 3,
+             what='3 odometry messages after the robot stopped')
+    stopped = odometry_since(recorder, since)[0][1]
+    for _, base in odometry_since(recorder, since):
+        np.testing.assert_allclose(base, stopped, atol=1e-3)
 
     # A NaN command is rejected and counted; the robot does not move and keeps publishing.
-    drive(publisher, twist(linear_x=math.nan), lambda: node.rejected_commands >= 2)
-    drive(publisher, twist(angular_z=math.inf, linear_x=0.5), lambda: node.rejected_commands >= 3)
-    frames = recorder.count('rgb')
-    assert wait_for(lambda: recorder.count('rgb') >= frames + 3, timeout=10)
-    np.testing.assert_allclose(recorder.last_base(), stopped, atol=1e-3)
-    drive(publisher, twist(linear_x=0.5), steps_after(2))   # and obeys valid commands again
-    time.sleep(0.1)
-    assert np.linalg.norm(recorder.last_base()[:2, 3] - stopped[:2, 3]) > 0.2
+    drive(twist(linear_x=math.nan), lambda: node.rejected_commands >= 2, '2 rejected commands')
+    drive(twist(angular_z=math.inf, linear_x=0.5), lambda: node.rejected_commands >= 3,
+          'a third rejected command')
+    since = node.get_clock().now().nanoseconds
+    wait_for(lambda: len(odometry_since(recorder, since)) >= 3,
+             what='3 odometry messages after the rejected commands')
+    for _, base in odometry_since(recorder, since):
+        np.testing.assert_allclose(base, stopped, atol=1e-3)
+    # And it obeys valid commands again.
+    drive(twist(linear_x=0.5),
+          lambda: np.linalg.norm(newest_odometry(recorder)[1][:2, 3] - stopped[:2, 3]) > 0.2,
+          'the robot to move 0.2 m on a valid command after the rejected ones')
 
 
 def console_command():

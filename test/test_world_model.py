@@ -100,6 +100,36 @@ def test_recall_predicts_from_memory_alike_in_every_batch_slot(small_checkpoint,
         model.close()
 
 
+def test_a_rollout_predicts_from_the_state_it_started_with(small_checkpoint, room):
+    model = make_model(small_checkpoint, finetune_on_observe=False)
+    try:
+        frames = frames_in(room, 8)
+        for frame in frames[:3]:
+            model.observe(frame)
+        state = model.rollout_state()
+        assert state.stamp == frames[2].stamp and len(state.spatial) == len(model.spatial)
+        future = np.stack([f.pose for f in frames[3:6]])
+        first = model.imagine(future, seed=3, state=state)
+        assert first.context_stamp == frames[2].stamp
+        rendered = model.render_memory(future, state)
+        # Frames observed after the state was taken (while a rollout would run) change the
+        # memory and the context, but not what a rollout from that state sees.
+        for frame in frames[3:]:
+            model.observe(frame)
+        again = model.imagine(future, seed=3, state=state)
+        np.testing.assert_array_equal(again.images, first.images)
+        for old, new in zip(rendered, model.render_memory(future, state)):
+            np.testing.assert_array_equal(old, new)
+        now = model.imagine(future, seed=3)
+        assert now.context_stamp == frames[-1].stamp
+        assert not np.array_equal(now.images, first.images)
+        assert not np.array_equal(model.render_memory(future)[0], rendered[0])
+        with pytest.raises(ValueError, match='spatial memory view'):
+            model.imagine(future, state=model.rollout_state(render=False))
+    finally:
+        model.close()
+
+
 def test_bad_frames_are_rejected_and_memory_is_unchanged(small_checkpoint, room):
     model = make_model(small_checkpoint, finetune_on_observe=False)
     good = frames_in(room, 3)
@@ -116,6 +146,7 @@ def test_bad_frames_are_rejected_and_memory_is_unchanged(small_checkpoint, room)
         (Frame(good[2].rgb, good[2].pose, good[2].K, good[2].stamp, depth=np.zeros((2, 2))),
          'depth'),
         (Frame(good[2].rgb, good[2].pose, good[2].K, 1), 'backwards'),
+        (Frame(good[2].rgb, good[2].pose, good[2].K, 1, depth=good[2].depth), 'backwards'),
     ]
     for frame, reason in bad:
         with pytest.raises(ValueError, match=reason):

@@ -8,6 +8,7 @@ import copy
 
 from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.model import checkpoint
+from mowm_ros.model.denoiser import Conditioning, Flags
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.finetune import (EpisodicFinetuner, FinetuneConfig,
                                      keyframe_training_inputs, KeyframeBatch)
@@ -55,8 +56,8 @@ def denoising_error(network, inputs, adapter_on, logsnrs=(-3.0, -1.0, 1.0), seed
         noise = torch.randn(target.shape, generator=generator)
         alpha, sigma = (a.view(-1, 1, 1, 1) for a in Diffusion.alpha_sigma(logsnr))
         x_t = alpha * target + sigma * noise
-        v = network(x_t, logsnr, context, motions, target_pose, render, zeros, zeros,
-                    torch.ones(n) if adapter_on else torch.zeros(n))
+        v = network(x_t, logsnr, Conditioning(context, motions, target_pose, render),
+                    Flags(zeros, zeros, torch.ones(n) if adapter_on else torch.zeros(n)))
         x0 = alpha * x_t - sigma * v
         errors.append(((x0 - target) ** 2).mean(dim=(1, 2, 3)))
     return torch.stack(errors).mean(dim=0)

@@ -9,12 +9,13 @@ from mowm_ros.data.maze_env import generate_episode, GenerationConfig
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import EpisodePlayer
 from mowm_ros.nodes.world_model_node import LATCHED, WorldModelNode
+from mowm_ros.world_model import WorldModel, WorldModelConfig
 from nav_msgs.msg import Odometry, Path
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import Inbox, wait_for
+from ros_harness import Inbox, publish_until, wait_for
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
@@ -71,18 +72,18 @@ def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
     assert rgb.std() > 1.0, 'the prediction is a flat image'
     stamp = conversions.stamp_to_ns(image.header.stamp)
     assert stamp > node.last_observed_stamp - 10**10
-    assert wait_for(lambda: inbox.get('/world_model/predicted/camera_info'), timeout=10)
+    assert wait_for(lambda: inbox.get('/world_model/predicted/camera_info'), timeout=30)
     info = inbox.get('/world_model/predicted/camera_info')[-1]
     K, size = conversions.camera_info_to_intrinsics(info)
     assert size == (64, 64) and info.header.frame_id == 'camera_optical_frame'
-    assert wait_for(lambda: inbox.get('/world_model/predicted/mosaic'), timeout=10)
+    assert wait_for(lambda: inbox.get('/world_model/predicted/mosaic'), timeout=30)
     assert inbox.get('/world_model/predicted/mosaic')[-1].width == 2 * 64 + 2
-    assert wait_for(lambda: inbox.get('/world_model/predicted/path'), timeout=10)
+    assert wait_for(lambda: inbox.get('/world_model/predicted/path'), timeout=30)
     path = inbox.get('/world_model/predicted/path')[-1]
     assert len(path.poses) == 2 and path.header.frame_id == 'odom'
     # The predicted views are of places the memory has seen: they agree with its render.
     assert wait_for(lambda: any(np.isfinite(m.data) for m in
-                                inbox.get('/world_model/predicted/memory_agreement')), timeout=10)
+                                inbox.get('/world_model/predicted/memory_agreement')), timeout=30)
     scores = [m.data for m in inbox.get('/world_model/predicted/memory_agreement')
               if np.isfinite(m.data)]
     assert all(0.5 < score <= 1.0 for score in scores), scores
@@ -94,7 +95,7 @@ def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
     assert max(widths) > widths[0]
     assert wait_for(lambda: any(
         s.name == 'mowm_ros: world_model' for m in inbox.get('/diagnostics') for s in m.status),
-        timeout=10)
+        timeout=30)
 
     helper = ros.node('caller')
     saved = call(ros, helper, '/world_model/save_memory')
@@ -102,7 +103,56 @@ def test_node_predicts_and_remembers_over_dds(ros, tmp_path, episode_path):
     reset = call(ros, helper, '/world_model/reset_memory')
     assert reset.success
     assert wait_for(lambda: inbox.get('/world_model/memory/cloud')[-1].width < max(widths),
-                    timeout=10)
+                    timeout=30)
+
+
+class RecordingModel(WorldModel):
+    """The real world model; it notes the newest frame each rollout used, by the image made."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.used = {}        # first predicted image (bytes) -> stamp of the newest frame used
+
+    def imagine(self, *args, **kwargs):
+        result = super().imagine(*args, **kwargs)
+        self.used[result.images[0, 0].tobytes()] = result.context_stamp
+        return result
+
+
+def test_no_prediction_is_stamped_before_the_newest_frame_it_used(ros, tmp_path, episode_path):
+    model = RecordingModel(WorldModelConfig(sampler_steps=4, finetune_on_observe=False))
+    inbox = Inbox(ros.node('listener'), [('/world_model/predicted/image', Image, 10),
+                                         ('/world_model/predicted/path', Path, 10)])
+    # Requests come faster than rollouts finish, so each waits while frames keep arriving;
+    # the predicted views are close in time (0.05 s), so a stamp taken when the request was
+    # made, not when the rollout started, falls before the frames the rollout used.
+    interval = 50_000_000
+    node = ros.add(WorldModelNode(model=model, context=ros.context, parameter_overrides=[
+        Parameter('horizon', value=2), Parameter('frame_interval_s', value=interval / 1e9),
+        Parameter('prediction_period_s', value=0.05)]))
+    ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
+        Parameter('episode', value=str(episode_path)), Parameter('rate_hz', value=20.0)]))
+
+    def matched():
+        paths = {conversions.stamp_to_ns(p.poses[0].header.stamp): p
+                 for p in inbox.get('/world_model/predicted/path')}
+        return [(image, paths[conversions.stamp_to_ns(image.header.stamp)])
+                for image in inbox.get('/world_model/predicted/image')
+                if conversions.stamp_to_ns(image.header.stamp) in paths]
+
+    assert wait_for(lambda: len(matched()) >= 6, timeout=60), \
+        f'{len(inbox.get("/world_model/predicted/image"))} predictions received'
+    used = []
+    for image, path in matched():
+        newest = model.used[conversions.image_to_rgb(image).tobytes()]
+        made_at = conversions.stamp_to_ns(path.header.stamp)
+        stamps = [conversions.stamp_to_ns(pose.header.stamp) for pose in path.poses]
+        assert made_at >= newest, (made_at, newest)
+        assert stamps == [made_at + interval, made_at + 2 * interval]
+        assert conversions.stamp_to_ns(image.header.stamp) > newest
+        used.append(newest)
+    assert len(set(used)) >= 3, 'the predictions did not follow new frames'
+    assert node.predictor.dropped > 0, 'no request waited behind a rollout: the test shows little'
 
 
 def test_rgb_only_node_runs_short_term_and_episodic_and_predicts(ros, tmp_path, episode_path):
@@ -160,66 +210,67 @@ def test_bad_input_is_rejected_and_the_node_keeps_running(ros, tmp_path, episode
     assert wait_for(lambda: all(p.get_subscription_count() for p in publishers.values()))
     base = episode.pose[0] @ np.linalg.inv(node.base_from_camera)
 
-    def send(kind, msg):
-        publishers[kind].publish(msg)
-
     def rejected(reason):
         return node.rejected.get(reason, 0)
 
+    def send(kind, msg, until, what):
+        """Publish until the node shows it got ``msg``: sensor-data QoS may lose a message."""
+        publish_until(lambda: publishers[kind].publish(msg), until, what)
+
+    def send_rejected(kind, msg, reason):
+        count = rejected(reason)
+        send(kind, msg, lambda: rejected(reason) > count, f'a {kind} rejected for {reason}')
+
+    def odometry_at(stamp):
+        latest = node.odometry.latest()
+        return latest is not None and latest[0] == stamp
+
     t0 = 10**18
     # An image before any camera_info.
-    send('odom', conversions.pose_to_odometry(base, t0))
-    send('image', image_message(episode.rgb[0], t0))
-    assert wait_for(lambda: rejected('camera_info') >= 1)
+    send('odom', conversions.pose_to_odometry(base, t0), lambda: odometry_at(t0), 'odometry')
+    send_rejected('image', image_message(episode.rgb[0], t0), 'camera_info')
     # Unsupported encoding, data shorter than height * step, zero size.
     bad = image_message(episode.rgb[0], t0)
     bad.encoding = 'yuv422'
-    send('image', bad)
     short = image_message(episode.rgb[0], t0)
     short.data = bytes(short.data[:100])
-    send('image', short)
     empty = image_message(episode.rgb[0], t0)
     empty.height = 0
-    send('image', empty)
-    assert wait_for(lambda: rejected('image') >= 3), node.rejected
+    for msg in (bad, short, empty):
+        send_rejected('image', msg, 'image')
     # Camera info with zero size or NaN intrinsics.
     info = conversions.intrinsics_to_camera_info(episode.K, (64, 64), 'camera_optical_frame', t0)
     info.width = 0
-    send('info', info)
     nan_info = conversions.intrinsics_to_camera_info(episode.K, (64, 64), 'camera', t0)
     nan_info.k[0] = float('nan')
-    send('info', nan_info)
-    assert wait_for(lambda: rejected('camera_info') >= 3), node.rejected
+    for msg in (info, nan_info):
+        send_rejected('info', msg, 'camera_info')
     # NaN and infinite odometry, and odometry going back in time.
     nan_odom = conversions.pose_to_odometry(base, t0 + 1)
     nan_odom.pose.pose.position.x = float('nan')
-    send('odom', nan_odom)
     inf_twist = conversions.pose_to_odometry(base, t0 + 2, linear=(float('inf'), 0, 0))
-    send('odom', inf_twist)
-    send('odom', conversions.pose_to_odometry(base, t0 - 10**9))
-    assert wait_for(lambda: rejected('odometry') >= 3), node.rejected
+    for msg in (nan_odom, inf_twist, conversions.pose_to_odometry(base, t0 - 10**9)):
+        send_rejected('odom', msg, 'odometry')
 
-    # Good input now: frames are observed and predictions come.
-    send('info', conversions.intrinsics_to_camera_info(episode.K, (64, 64),
-                                                       'camera_optical_frame', t0))
+    # Good input now: every good frame is observed and predictions come.
+    good_info = conversions.intrinsics_to_camera_info(episode.K, (64, 64),
+                                                      'camera_optical_frame', t0)
+    send('info', good_info, lambda: node.camera is not None, 'the good camera_info')
     stamps = []
     for i in range(8):
         stamp = t0 + (i + 1) * 250_000_000
         pose = episode.pose[i] @ np.linalg.inv(node.base_from_camera)
-        send('odom', conversions.pose_to_odometry(pose, stamp))
-        wait_for(lambda: node.odometry.latest() is not None
-                 and node.odometry.latest()[0] == stamp, timeout=5)
-        send('image', image_message(episode.rgb[i], stamp))
+        send('odom', conversions.pose_to_odometry(pose, stamp), lambda: odometry_at(stamp),
+             f'odometry at {stamp}')
+        send('image', image_message(episode.rgb[i], stamp),
+             lambda: node.last_observed_stamp == stamp, f'the image at {stamp} to be observed')
         stamps.append(stamp)
-    # Sensor-data QoS may lose a message; nearly all good frames must be observed.
-    assert wait_for(lambda: node.model.frames_observed >= 6, timeout=20), node.rejected
-    assert wait_for(lambda: node.last_observed_stamp == stamps[-1], timeout=10)
-    assert node.observer.wait_idle(timeout=10)
+    assert node.observer.wait_idle(timeout=30)
+    assert node.model.frames_observed == 8, node.rejected
     # A stamp going backwards is rejected; the memory keeps what it had.
     observed = node.model.frames_observed
-    send('image', image_message(episode.rgb[0], stamps[2]))
-    assert wait_for(lambda: rejected('stamp') >= 1, timeout=10), node.rejected
-    assert node.observer.wait_idle(timeout=10)
+    send_rejected('image', image_message(episode.rgb[0], stamps[2]), 'stamp')
+    assert node.observer.wait_idle(timeout=30)
     assert node.model.frames_observed == observed
     assert wait_for(lambda: node.predictions_published >= 1, timeout=30)
     values = node.status_values()

@@ -1,38 +1,50 @@
 """
-Convert a rosbag2 recording (MCAP or sqlite3) into an episode, with ``rosbags`` and no ROS.
+Convert rosbag2 recordings (MCAP or sqlite3, one or several) into an episode, without ROS.
 
-Inputs: an image topic (sensor_msgs/Image: rgb8, bgr8, mono8, rgba8, bgra8), an optional
-depth topic (32FC1 metres or 16UC1 millimetres, registered to the colour camera), the
-colour camera's CameraInfo and the robot's odometry (nav_msgs/Odometry, or a PoseStamped /
-PoseWithCovarianceStamped). Frames are stamped by their header (the recording time when the
-header stamp is zero). The odometry is interpolated at each image stamp (linear position,
-slerp rotation); images outside the odometry's span, or further than ``max_odom_gap`` from
-an odometry sample on either side, are dropped. The camera pose is ``odom @ extrinsics``,
-the extrinsics being base <- camera optical frame (z forward, x right, y down).
+Inputs: a colour topic (sensor_msgs/Image rgb8, bgr8, mono8, rgba8, bgra8, or
+sensor_msgs/CompressedImage JPEG/PNG), an optional depth topic registered to the colour camera
+(Image 32FC1 metres or 16UC1 millimetres, or CompressedImage compressedDepth), the colour
+camera's CameraInfo and the robot's odometry (nav_msgs/Odometry, or a PoseStamped /
+PoseWithCovarianceStamped). Several bags (or a directory of bags) are read as one recording in
+time order. Frames are stamped by their header (the recording time when the header stamp is
+zero). The odometry is interpolated at each image stamp (linear position, slerp rotation);
+images outside the odometry's span, or in a gap between odometry samples longer than
+``max_odom_gap``, are dropped and the gaps reported. When the camera_info changes, the frames
+of the camera seen longest are kept and the changes reported. The camera pose is
+``odom @ extrinsics``, the extrinsics being base <- camera optical frame (z forward, x right,
+y down): composed from /tf_static when it links the base and camera frames, else given.
+Frames are centre-cropped to a square and resized to the model size, as the world model does.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from mowm_ros import geometry, image_codec
+from mowm_ros import compressed_codec, geometry, image_codec
+from mowm_ros.data import bag_report
+from mowm_ros.data.bag_reader import bag_paths, BagReadError, read_bag
 from mowm_ros.data.episode import Episode
-from mowm_ros.data.resize import resize_depth, resize_rgb
+from mowm_ros.data.resize import model_intrinsics, resize_depth, to_model_depth, to_model_frame
 from mowm_ros.data.revisit import revisit_labels, RevisitConfig
+from mowm_ros.data.tf_tree import StaticTransforms, TransformError
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix as parse_extrinsics
 import numpy as np
 
 GENERATOR = 'mowm_ros.data.bag_import'
-GENERATOR_VERSION = '1.0'
+GENERATOR_VERSION = '1.1'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+TF_TYPE = 'tf2_msgs/msg/TFMessage'
+COLOR_DECODERS = {IMAGE_TYPE: image_codec.decode_rgb,
+                  COMPRESSED_TYPE: compressed_codec.decode_compressed_rgb}
+DEPTH_DECODERS = {IMAGE_TYPE: image_codec.decode_depth,
+                  COMPRESSED_TYPE: compressed_codec.decode_compressed_depth}
 # Message type -> how to reach its geometry_msgs/Pose.
 POSE_TYPES = {
     'nav_msgs/msg/Odometry': lambda msg: msg.pose.pose,
     'geometry_msgs/msg/PoseWithCovarianceStamped': lambda msg: msg.pose.pose,
     'geometry_msgs/msg/PoseStamped': lambda msg: msg.pose,
 }
-# The optical frame's axes at the base origin: what --extrinsics defaults to.
-DEFAULT_EXTRINSICS = (0.0, 0.0, 0.0) + tuple(
-    float(v) for v in geometry.quaternion_xyzw_from_matrix(geometry.R_BODY_FROM_OPTICAL))
+EXTRINSICS_FROM = ('auto', 'tf', 'argument')
 
 
 class BagImportError(ValueError):
@@ -45,24 +57,32 @@ class BagImportConfig:
     info_topic: str
     odom_topic: str
     depth_topic: str = None
-    extrinsics: tuple = DEFAULT_EXTRINSICS   # x y z qx qy qz qw, base <- camera optical
-    size: int = 64                           # square model resolution; 0 keeps the recorded
-    keep_original: bool = False              # also store rgb_camera/depth_camera/K_camera
-    stride: int = 1                          # keep every stride-th image
-    depth_tolerance: float = 0.02            # seconds between an image and its depth
-    max_odom_gap: float = 0.5                # seconds between the odometry samples used
+    extrinsics: tuple = None        # x y z qx qy qz qw, base <- camera optical; None: default
+    extrinsics_from: str = 'auto'   # auto: /tf_static if it links the frames, else extrinsics
+    tf_topic: str = '/tf_static'
+    base_frame: str = ''            # '' = the odometry's child_frame_id, else base_link
+    camera_frame: str = ''          # '' = the colour images' header.frame_id
+    size: int = 64                  # square model resolution (centre crop); 0 keeps the recorded
+    keep_original: bool = False     # also store rgb_camera/depth_camera/K_camera
+    stride: int = 1                 # keep every stride-th image
+    depth_tolerance: float = 0.02   # seconds between an image and its depth
+    max_odom_gap: float = 0.5       # seconds between the odometry samples used
+
+    def __post_init__(self):
+        if self.extrinsics_from not in EXTRINSICS_FROM:
+            raise BagImportError(f'extrinsics_from must be one of {EXTRINSICS_FROM}, got '
+                                 f'{self.extrinsics_from!r}')
+        if self.stride < 1 or self.size < 0:
+            raise BagImportError(f'stride must be >= 1 and size >= 0, got {self.stride}, '
+                                 f'{self.size}')
 
 
 def extrinsics_matrix(values):
-    """4x4 base <- camera from (x, y, z, qx, qy, qz, qw)."""
-    values = [float(v) for v in values]
-    if len(values) != 7:
-        raise BagImportError(f'extrinsics need 7 numbers (x y z qx qy qz qw), got {len(values)}')
+    """Return the 4x4 pose base <- camera optical; bad values raise BagImportError."""
     try:
-        rotation = geometry.matrix_from_quaternion_xyzw(values[3:])
-    except geometry.GeometryError as exc:
-        raise BagImportError(f'extrinsics: {exc}') from None
-    return geometry.make_pose(rotation, values[:3])
+        return parse_extrinsics(values)
+    except ValueError as exc:
+        raise BagImportError(str(exc)) from None
 
 
 def _header_stamp(msg, log_time):
@@ -77,16 +97,18 @@ def _span(stamps):
 
 
 class _Reading:
-    """Decoded messages of the topics of interest, in recording order."""
+    """Decoded messages of the topics of interest, over all bags."""
 
     def __init__(self, config):
         self.config = config
-        self.images = []       # (stamp, rgb at model size, rgb at recorded size or None)
+        self.images = []       # (stamp, model-size rgb, recorded rgb or None, (width, height))
         self.depths = []       # (stamp, depth at recorded size)
         self.odometry = []     # (stamp, 4x4 world <- base)
-        self.intrinsics = None
+        self.cameras = []      # (stamp, K, (width, height)) whenever the camera_info changes
+        self.transforms = StaticTransforms()
         self.image_count = 0
-        self.image_sizes = set()   # (width, height) as recorded
+        self.odom_child_frame = ''
+        self.image_frame = ''
 
     def add(self, topic, msgtype, msg, log_time):
         config = self.config
@@ -94,52 +116,75 @@ class _Reading:
             if topic == config.image_topic:
                 self.image_count += 1
                 if (self.image_count - 1) % config.stride == 0:
-                    rgb = image_codec.decode_rgb(msg)
-                    self.image_sizes.add((rgb.shape[1], rgb.shape[0]))
-                    small = resize_rgb(rgb, config.size) if config.size else rgb
-                    self.images.append((_header_stamp(msg, log_time), small,
-                                        rgb if config.keep_original else None))
+                    self._add_image(COLOR_DECODERS[msgtype](msg), msg, log_time)
             elif topic == config.depth_topic:
-                self.depths.append((_header_stamp(msg, log_time), image_codec.decode_depth(msg)))
-            elif topic == config.info_topic and self.intrinsics is None:
-                self.intrinsics = image_codec.decode_intrinsics(msg)
+                self.depths.append((_header_stamp(msg, log_time), DEPTH_DECODERS[msgtype](msg)))
+            elif topic == config.info_topic:
+                K, size = image_codec.decode_intrinsics(msg)
+                if not self.cameras or self.cameras[-1][2] != size or \
+                        not np.array_equal(self.cameras[-1][1], K):
+                    self.cameras.append((_header_stamp(msg, log_time), K, size))
             elif topic == config.odom_topic:
                 pose = image_codec.decode_pose(POSE_TYPES[msgtype](msg))
                 self.odometry.append((_header_stamp(msg, log_time), pose))
-        except image_codec.CodecError as exc:
+                self.odom_child_frame = self.odom_child_frame or \
+                    getattr(msg, 'child_frame_id', '')
+            elif topic == config.tf_topic:
+                self.transforms.add(msg)
+        except (image_codec.CodecError, TransformError) as exc:
             raise BagImportError(f'{topic}: {exc}') from None
 
+    def _add_image(self, rgb, msg, log_time):
+        config = self.config
+        self.image_frame = self.image_frame or msg.header.frame_id
+        small = to_model_frame(rgb, config.size) if config.size else rgb
+        self.images.append((_header_stamp(msg, log_time), small,
+                            rgb if config.keep_original else None, (rgb.shape[1], rgb.shape[0])))
 
-def _read(path, config):
-    from rosbags.highlevel import AnyReader, AnyReaderError
-    from rosbags.typesys import get_typestore, Stores
 
-    wanted = {config.image_topic: (IMAGE_TYPE,), config.info_topic: (INFO_TYPE,),
+def _read(paths, config):
+    wanted = {config.image_topic: tuple(COLOR_DECODERS), config.info_topic: (INFO_TYPE,),
               config.odom_topic: tuple(POSE_TYPES)}
     if config.depth_topic:
-        wanted[config.depth_topic] = (IMAGE_TYPE,)
+        wanted[config.depth_topic] = tuple(DEPTH_DECODERS)
+    optional = {config.tf_topic: (TF_TYPE,)} if config.extrinsics_from != 'argument' else {}
     reading = _Reading(config)
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    sources = []
     try:
-        with AnyReader([Path(path)], default_typestore=typestore) as reader:
-            topics = reader.topics
-            for topic, types in wanted.items():
-                if topic not in topics:
-                    available = ', '.join(f'{name} ({info.msgtype})'
-                                          for name, info in sorted(topics.items()))
-                    raise BagImportError(f'topic {topic!r} is not in {path}; '
-                                         f'it has: {available or "no topics"}')
-                if topics[topic].msgtype not in types:
-                    raise BagImportError(f'topic {topic!r} has type {topics[topic].msgtype}, '
-                                         f'expected {" or ".join(types)} (compressed images '
-                                         'are not supported)')
-            connections = [c for c in reader.connections if c.topic in wanted]
-            for connection, log_time, raw in reader.messages(connections=connections):
-                msg = reader.deserialize(raw, connection.msgtype)
-                reading.add(connection.topic, connection.msgtype, msg, log_time)
-    except AnyReaderError as exc:
-        raise BagImportError(f'cannot read {path}: {exc}') from None
-    return reading
+        for path in bag_paths(paths):
+            before = len(reading.images)
+            for topic, msgtype, msg, log_time in read_bag(path, wanted, optional):
+                reading.add(topic, msgtype, msg, log_time)
+            stamps = sorted(image[0] for image in reading.images[before:])
+            sources.append({'path': str(path), 'images': len(stamps), 'span': _span(stamps)})
+    except BagReadError as exc:
+        raise BagImportError(str(exc)) from None
+    return reading, sources
+
+
+def _extrinsics(config, reading):
+    """(4x4 base <- camera optical, meta describing where it came from)."""
+    base = config.base_frame or reading.odom_child_frame or 'base_link'
+    camera = config.camera_frame or reading.image_frame
+    reason = None
+    if config.extrinsics_from != 'argument':
+        if not reading.transforms.edges:
+            reason = f'{config.tf_topic} has no transforms'
+        elif not camera:
+            reason = 'the images name no frame_id (pass camera_frame)'
+        else:
+            try:
+                pose, chain = reading.transforms.chain(base, camera)
+                return pose, {'source': config.tf_topic, 'chain': chain}
+            except TransformError as exc:
+                reason = f'{config.tf_topic}: {exc}'
+        if config.extrinsics_from == 'tf':
+            raise BagImportError(f'no camera extrinsics from {config.tf_topic}: {reason}')
+    values = DEFAULT_EXTRINSICS if config.extrinsics is None else config.extrinsics
+    meta = {'source': 'default' if config.extrinsics is None else 'argument'}
+    if reason:
+        meta['tf_static_not_used'] = reason
+    return extrinsics_matrix(values), meta
 
 
 def _interpolate_odometry(stamps, odom_stamps, odom_poses, max_gap_ns):
@@ -163,19 +208,35 @@ def _interpolate_odometry(stamps, odom_stamps, odom_poses, max_gap_ns):
     return kept, np.array(poses).reshape(-1, 4, 4)
 
 
-def import_bag(path, config, revisit_config=None):
-    """Read the rosbag2 at ``path`` and return it as an Episode (see the module docstring)."""
-    reading = _read(path, config)
-    if not reading.images:
-        raise BagImportError(f'no messages on image topic {config.image_topic!r}')
-    if reading.intrinsics is None:
-        raise BagImportError(f'no messages on camera_info topic {config.info_topic!r}')
-    if not reading.odometry:
-        raise BagImportError(f'no messages on odometry topic {config.odom_topic!r}')
-    K_recorded, (width, height) = reading.intrinsics
-    if reading.image_sizes != {(width, height)}:
-        sizes = ', '.join(f'{w}x{h}' for w, h in sorted(reading.image_sizes))
-        raise BagImportError(f'camera_info is {width}x{height} but the images are {sizes}')
+def _nearest_depth(depth_stamps, stamps):
+    """Index of the depth image nearest in time to each of ``stamps``."""
+    if len(depth_stamps) == 1:
+        return np.zeros(len(stamps), np.int64)
+    nearest = np.clip(np.searchsorted(depth_stamps, stamps), 1, len(depth_stamps) - 1)
+    return np.where(np.abs(depth_stamps[nearest - 1] - stamps)
+                    <= np.abs(depth_stamps[nearest] - stamps), nearest - 1, nearest)
+
+
+def _camera_in_force(reading, stamps, counts, report):
+    """(K, (width, height)) of the camera seen longest; a mask of the images taken with it."""
+    cameras = bag_report.distinct_cameras(reading.cameras)
+    which = bag_report.camera_of_images(cameras, stamps)
+    chosen = int(np.argmax(np.bincount(which, minlength=len(cameras))))
+    changes = bag_report.camera_info_changes(cameras)
+    report['camera_info_changes'] = bag_report.listed(changes)
+    counts['camera_info_changes'] = len(changes)
+    counts['images_other_camera_info'] = int((which != chosen).sum())
+    return cameras[chosen][1], cameras[chosen][2], which == chosen
+
+
+def import_bag(paths, config, revisit_config=None):
+    """Read the rosbag2 recordings at ``paths`` as one Episode (see the module docstring)."""
+    reading, sources = _read(paths, config)
+    for what, items, topic in (('image', reading.images, config.image_topic),
+                               ('camera_info', reading.cameras, config.info_topic),
+                               ('odometry', reading.odometry, config.odom_topic)):
+        if not items:
+            raise BagImportError(f'no messages on {what} topic {topic!r}')
 
     order = sorted(range(len(reading.images)), key=lambda i: reading.images[i][0])
     images = [reading.images[i] for i in order]
@@ -183,6 +244,17 @@ def import_bag(path, config, revisit_config=None):
     unique = np.concatenate([[True], np.diff(stamps) > 0])   # duplicate stamps: keep first
     counts = {'images_read': reading.image_count, 'images_kept_by_stride': len(images),
               'duplicate_stamps': int((~unique).sum())}
+    report = {}
+    K_recorded, (width, height), same_camera = _camera_in_force(reading, stamps, counts, report)
+    # Images of another size than their camera_info (e.g. sent before a new camera_info) are
+    # dropped and counted; when none matches, the camera_info is wrong for the whole topic.
+    same_size = np.array([image[3] == (width, height) for image in images])
+    if not (same_camera & same_size).any():
+        sizes = {images[i][3] for i in np.nonzero(same_camera)[0]}
+        shown = ', '.join(f'{w}x{h}' for w, h in sorted(sizes))
+        raise BagImportError(f'camera_info is {width}x{height} but the images are {shown}')
+    counts['images_other_size'] = int((same_camera & ~same_size).sum())
+    unique &= same_camera & same_size
 
     depth_index = None
     if config.depth_topic:
@@ -190,22 +262,21 @@ def import_bag(path, config, revisit_config=None):
             raise BagImportError(f'no messages on depth topic {config.depth_topic!r}')
         reading.depths.sort(key=lambda item: item[0])
         depth_stamps = np.array([d[0] for d in reading.depths], np.int64)
-        nearest = np.clip(np.searchsorted(depth_stamps, stamps), 1, len(depth_stamps) - 1)
-        nearest = np.where(np.abs(depth_stamps[nearest - 1] - stamps)
-                           <= np.abs(depth_stamps[nearest] - stamps), nearest - 1, nearest) \
-            if len(depth_stamps) > 1 else np.zeros(len(stamps), np.int64)
-        matched = np.abs(depth_stamps[nearest] - stamps) <= config.depth_tolerance * 1e9
+        depth_index = _nearest_depth(depth_stamps, stamps)
+        matched = np.abs(depth_stamps[depth_index] - stamps) <= config.depth_tolerance * 1e9
         counts['images_without_depth'] = int((unique & ~matched).sum())
         if not (unique & matched).any():
             raise BagImportError(f'no depth image within {config.depth_tolerance} s of an '
                                  f'image: images {_span(stamps)}, depth {_span(depth_stamps)}')
         unique &= matched
-        depth_index = nearest
 
     reading.odometry.sort(key=lambda item: item[0])
     odom_stamps = np.array([o[0] for o in reading.odometry], np.int64)
     odom_poses = np.array([o[1] for o in reading.odometry])
     candidates = np.nonzero(unique)[0]
+    gaps = bag_report.odometry_gaps(odom_stamps, config.max_odom_gap * 1e9, stamps[candidates])
+    report['odometry_gaps'] = bag_report.listed(gaps)
+    counts['odometry_gaps'] = len(gaps)
     kept, base_poses = _interpolate_odometry(stamps[candidates], odom_stamps, odom_poses,
                                              config.max_odom_gap * 1e9)
     if not kept.any():
@@ -215,16 +286,17 @@ def import_bag(path, config, revisit_config=None):
     chosen = candidates[kept]
     counts['images_outside_odometry'] = int((~kept).sum())
 
-    size = config.size or None
-    out_width, out_height = (size, size) if size else (width, height)
+    base_from_camera, extrinsics_meta = _extrinsics(config, reading)
+    out_width, out_height = (config.size, config.size) if config.size else (width, height)
     rgb = np.stack([images[i][1] for i in chosen])
-    K = geometry.scale_intrinsics(K_recorded, (width, height), (out_width, out_height))
-    pose = base_poses @ extrinsics_matrix(config.extrinsics)
+    K = model_intrinsics(K_recorded, width, height, config.size) if config.size \
+        else np.array(K_recorded)
+    pose = base_poses @ base_from_camera
     extras = {'odom_pose': base_poses}
     depth = None
     if depth_index is not None:
         recorded_depths = [reading.depths[depth_index[i]][1] for i in chosen]
-        depth = np.stack([resize_depth(d, out_width, out_height)
+        depth = np.stack([to_model_depth(d, config.size) if config.size else d
                           for d in recorded_depths]).astype(np.float32)
         revisit_config = revisit_config or RevisitConfig()
         revisit, overlap, source = revisit_labels(
@@ -236,13 +308,18 @@ def import_bag(path, config, revisit_config=None):
         if depth is not None:
             extras['depth_camera'] = np.stack([resize_depth(d, width, height)
                                                for d in recorded_depths]).astype(np.float32)
+    translation = base_from_camera[:3, 3]
+    quaternion = geometry.quaternion_xyzw_from_matrix(base_from_camera[:3, :3])
     meta = {
         'generator': GENERATOR, 'generator_version': GENERATOR_VERSION,
-        'source': str(path), 'image_topic': config.image_topic,
+        'source': sources[0]['path'] if len(sources) == 1 else [s['path'] for s in sources],
+        'sources': sources, 'image_topic': config.image_topic,
         'depth_topic': config.depth_topic, 'info_topic': config.info_topic,
-        'odom_topic': config.odom_topic, 'extrinsics': [float(v) for v in config.extrinsics],
-        'image_size': [out_width, out_height], 'camera_image_size': [width, height],
-        'stride': config.stride, 'counts': counts,
+        'odom_topic': config.odom_topic,
+        'extrinsics': [float(v) for v in (*translation, *quaternion)],
+        'extrinsics_from': extrinsics_meta, 'image_size': [out_width, out_height],
+        'camera_image_size': [width, height], 'stride': config.stride, 'counts': counts,
+        **report,
     }
     if depth is not None:
         meta['revisit_fraction'] = float(extras['revisit'].mean())

@@ -19,9 +19,11 @@ import zlib
 from mowm_ros import geometry
 from mowm_ros.data.cloud import build_cloud, CloudConfig, RenderConfig
 from mowm_ros.data.episode import episode_paths, EpisodeError, load_episode, read_sidecar
-from mowm_ros.data.resize import resize_rgb
+from mowm_ros.data.resize import model_intrinsics, to_model_frame
+from mowm_ros.render import empty_view
 import numpy as np
 import torch
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,6 @@ class EpisodeDataset(torch.utils.data.Dataset):
         paths = episode_paths(source) if isinstance(source, (str, Path)) else list(source)
         self.episodes = []
         self.index = []
-        from tqdm import tqdm
 
         for path in tqdm(paths, desc='episodes', unit='episode', disable=not progress):
             try:
@@ -109,12 +110,11 @@ class EpisodeDataset(torch.utils.data.Dataset):
         width, height = episode.image_size
         rgb = episode.rgb
         if (width, height) != (size, size):
-            rgb = np.stack([resize_rgb(frame, size) for frame in rgb])
+            rgb = np.stack([to_model_frame(frame, size) for frame in rgb])
         revisit = episode.extras.get('revisit', np.zeros(len(episode), bool)).astype(bool)
         data = _EpisodeData(name=Path(path).name, seed=episode_seed(path, episode.meta),
                             rgb=rgb, pose=episode.pose,
-                            K=geometry.scale_intrinsics(episode.K, (width, height),
-                                                        (size, size)),
+                            K=model_intrinsics(episode.K, width, height, size),
                             revisit=revisit)
         if config.spatial_render and episode.depth is not None:
             data.cloud = build_cloud(episode.rgb, episode.depth, episode.pose, episode.K,
@@ -139,8 +139,6 @@ class EpisodeDataset(torch.utils.data.Dataset):
         size = self.config.size
         pose = data.pose[target] if pose is None else pose
         if data.cloud is None:
-            from mowm_ros.render import empty_view
-
             return empty_view(size, size)
         last = min(self.memory_last_frame(target), target - 1)
         return data.cloud.render(last, pose, data.K, size, size, self.config.render)

@@ -14,12 +14,11 @@ Any other array is kept as an extra (agent position, maze layout, revisit flags,
 from dataclasses import dataclass, field
 import json
 import logging
-import os
 from pathlib import Path
-import tempfile
 import zipfile
 import zlib
 
+from mowm_ros.atomic import atomic_write
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -101,30 +100,16 @@ def save_episode(path, episode):
     arrays.update(episode.extras)
     meta = dict(episode.meta, format_version=FORMAT_VERSION, frames=len(episode),
                 arrays=sorted(arrays))
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
-    _atomic_write(sidecar_path(path),
-                  lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(sidecar_path(path),
+                 lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
 
 
-def _umask():
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def _atomic_write(path, write):
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); give it the permissions open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def temporary_files(path):
+    """Return the temporary files ``save_episode(path, ...)`` is writing or left behind."""
+    path = Path(path)
+    return [tmp for target in (path, sidecar_path(path))
+            for tmp in target.parent.glob(f'.{target.name}.*.tmp')]
 
 
 def load_episode(path):

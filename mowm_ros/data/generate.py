@@ -6,25 +6,63 @@ were made with the same parameters is skipped, so an interrupted run resumes whe
 a truncated or corrupt file is reported by name and generated again; files made with other
 parameters stop the run (use another directory, or ``force``). Episodes are written
 atomically, so Ctrl-C never leaves a partial episode behind.
+
+A run holds a lock on its directory (``.mowm_generate.lock``, an advisory ``flock`` the
+system releases when the process ends, however it ends); a second run into the same directory
+is refused with a message naming the holder. Temporary files left by a killed run are removed
+only for the seeds the new run owns, and only while it holds the lock.
 """
 
+import contextlib
 from dataclasses import dataclass, field
+import fcntl
 import logging
 import multiprocessing
 import os
 from pathlib import Path
 import time
 
-from mowm_ros.data.episode import check_episode_file, EpisodeError, load_episode, save_episode
+from mowm_ros.data.episode import (check_episode_file, EpisodeError, load_episode, save_episode,
+                                   temporary_files)
 from mowm_ros.data.exploration import ExplorationConfig
-from mowm_ros.data.maze_env import episode_name, GenerationConfig
+from mowm_ros.data.maze_env import episode_name, generate_episode, GenerationConfig
 from mowm_ros.data.revisit import RevisitConfig
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
+
+LOCK_NAME = '.mowm_generate.lock'
 
 
 class ParameterMismatch(RuntimeError):
     """The output directory holds episodes generated with other parameters."""
+
+
+class DirectoryBusy(RuntimeError):
+    """Another run is generating into the same output directory."""
+
+
+@contextlib.contextmanager
+def directory_lock(directory):
+    """Hold the generation lock of ``directory``; raise DirectoryBusy when another run has it."""
+    path = Path(directory) / LOCK_NAME
+    handle = open(path, 'a+')
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or 'another process'
+            raise DirectoryBusy(
+                f'{directory} is in use by another `mowm data generate` ({holder}, holding '
+                f'{path}); wait for it to finish or write to another directory') from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f'pid {os.getpid()}\n')
+        handle.flush()
+        yield path
+    finally:
+        handle.close()          # releases the lock; the file stays (removing it would race)
 
 
 @dataclass
@@ -77,10 +115,12 @@ def _differences(old, new):
                      if old.get(k) != new.get(k))
 
 
-def _remove_stale_temporaries(directory):
-    # A process killed in the middle of an atomic write leaves its temporary file behind.
-    for stale in Path(directory).glob('.ep_*.tmp'):
-        stale.unlink(missing_ok=True)
+def _remove_stale_temporaries(paths):
+    # A process killed in the middle of an atomic write leaves its temporary file behind. Only
+    # the episodes of this run's seeds are touched: the lock keeps other runs out of them.
+    for path in paths:
+        for stale in temporary_files(path):
+            stale.unlink(missing_ok=True)
 
 
 def _init_worker():
@@ -89,8 +129,6 @@ def _init_worker():
 
 def generate_one(task):
     """Generate and save one episode; ``task`` is (seed, params, output path). Return stats."""
-    from mowm_ros.data.maze_env import generate_episode
-
     seed, params, path = task
     try:
         episode, stats = generate_episode(seed, config_from_params(params))
@@ -103,17 +141,26 @@ def generate_one(task):
 
 def generate_dataset(out_dir, seeds, config, workers=2, force=False, verify=False,
                      progress=True):
-    """Generate the episodes of ``seeds`` into ``out_dir``; return a RunReport."""
-    started = time.perf_counter()
+    """
+    Generate the episodes of ``seeds`` into ``out_dir``; return a RunReport.
+
+    Raises DirectoryBusy when another run holds ``out_dir``'s lock.
+    """
     config.check()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out_dir)
+    with directory_lock(out_dir):
+        return _generate_locked(out_dir, seeds, config, workers, force, verify, progress)
+
+
+def _generate_locked(out_dir, seeds, config, workers, force, verify, progress):
+    started = time.perf_counter()
+    paths = {seed: out_dir / episode_name(config.maze_size, seed) for seed in seeds}
+    _remove_stale_temporaries(paths.values())
     params = config.params()
     report = RunReport()
     tasks = []
-    for seed in seeds:
-        path = out_dir / episode_name(config.maze_size, seed)
+    for seed, path in paths.items():
         state = 'missing' if force else existing_state(path, params, verify)
         if state == 'complete':
             report.skipped.append(seed)
@@ -122,8 +169,6 @@ def generate_dataset(out_dir, seeds, config, workers=2, force=False, verify=Fals
             log.warning('regenerating %s: %s', path.name, state)
             report.replaced.append((path.name, state))
         tasks.append((seed, params, str(path)))
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit='episode', disable=not progress, desc='generate')
     try:

@@ -80,8 +80,9 @@ def make_env(maze_size, seed, size):
     os.environ.setdefault('MUJOCO_GL', 'osmesa')
     # gym prints an "unmaintained" notice on import; it says nothing about this use.
     with contextlib.redirect_stderr(io.StringIO()):
+        # lazy: the optional `sim` extra (Memory Maze, dm_control), once MUJOCO_GL is set
         from memory_maze import tasks
-    from absl import logging as absl_logging
+    from absl import logging as absl_logging  # lazy: the `sim` extra, as above
 
     # dm_control warns "Cannot set velocity on Entity with no free joint" on every reset.
     absl_logging.set_verbosity(absl_logging.ERROR)

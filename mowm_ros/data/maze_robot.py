@@ -17,7 +17,6 @@ maze (same seed): same layout and spawn, same world frame, so poses stay compara
 from dataclasses import dataclass
 import math
 
-from mowm_ros import geometry
 from mowm_ros.data.exploration import (ExplorationConfig, ExplorationPolicy, FORWARD,
                                        FORWARD_LEFT, FORWARD_RIGHT, LEFT, NOOP, RIGHT)
 from mowm_ros.data.maze import MazeGrid
@@ -26,17 +25,6 @@ from mowm_ros.data.maze_env import (CONTROL_PERIOD_NS, make_env, MAZE_SIZES, Maz
 import numpy as np
 
 ACTION_COUNT = 6
-
-# The egocentric camera's mount on the robot, measured in the simulator: optical frame in a
-# base frame on the floor below the ball's centre (x along the heading, z up): 0.15 m ahead,
-# 0.9 m up, pitched down by atan(0.1). As ``camera_extrinsics`` [x y z qx qy qz qw] it makes
-# the odometry the ball's planar pose.
-CAMERA_PITCH = math.atan(0.1)
-_MOUNT_ROTATION = np.array([[math.cos(CAMERA_PITCH), 0.0, math.sin(CAMERA_PITCH)],
-                            [0.0, 1.0, 0.0],
-                            [-math.sin(CAMERA_PITCH), 0.0, math.cos(CAMERA_PITCH)]]) \
-    @ geometry.R_BODY_FROM_OPTICAL
-CAMERA_MOUNT = [0.15, 0.0, 0.9] + geometry.quaternion_xyzw_from_matrix(_MOUNT_ROTATION).tolist()
 
 
 def twist_to_action(linear_x, angular_z, forward_threshold=0.05, turn_threshold=0.1):
@@ -103,7 +91,8 @@ class MazeRobot:
     def _start(self, respawned=False):
         """Build the maze and spawn the robot (again: same seed, same maze and spawn)."""
         self.env = make_env(self.maze_size, self.seed, self.image_size)
-        from dm_control.rl.control import PhysicsError   # importable once make_env ran
+        # lazy: the optional `sim` extra, importable once make_env has set MUJOCO_GL
+        from dm_control.rl.control import PhysicsError
 
         self._physics_error = PhysicsError
         self.timestep = self.env.reset()

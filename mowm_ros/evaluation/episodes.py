@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mowm_ros.data.episode import load_episode
+from mowm_ros.data.generate import generate_dataset
 from mowm_ros.data.maze_env import episode_name, GenerationConfig
 import numpy as np
 
@@ -55,8 +56,6 @@ class MazeEpisodeCache:
         return self.directory / episode_name(self.config.maze_size, seed)
 
     def __call__(self, seed):
-        from mowm_ros.data.generate import generate_dataset
-
         report = generate_dataset(self.directory, [seed], self.config, workers=1,
                                   progress=False)
         if report.failed:

@@ -146,10 +146,11 @@ def _walls(axis, layout, cell_size):
 
 def plot(summary, results, path):
     """Success rate and final distance per row, and the drives of the first episode."""
+    # lazy: matplotlib is slow to import; its Agg backend is chosen only to plot
     import matplotlib
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the backend
 
     names = list(summary['rows'])
     colours = ['tab:blue', 'tab:orange', 'tab:grey', 'tab:green', 'tab:red'][:len(names)]

@@ -35,10 +35,21 @@ import tempfile
 import time
 
 from mowm_ros import geometry
-from mowm_ros.evaluation.runner import atomic_write
-from mowm_ros.planning.navigator import NavigatorConfig
+from mowm_ros.atomic import atomic_write
+from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
+from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.extrinsics import CAMERA_MOUNT, extrinsics_matrix
+from mowm_ros.model.experts import EXPERT_NAMES
+from mowm_ros.model.finetune import FinetuneConfig
+from mowm_ros.planning.follower import PathFollower, PathFollowerConfig
+from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig, world_model_imagine,
+                                         world_model_keyframes)
 from mowm_ros.planning.paths import base_yaw
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
+from scipy import ndimage
+from skimage.graph import MCP_Geometric
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,7 @@ RESULT_FORMAT = 2
 NAVIGATION_SEED_START = 200_000
 ROW_NAMES = {'all': 'world model, all experts', 'no_memory': 'world model, no memory',
              'explore': 'non-learned baseline'}
-ROW_EXPERTS = {'all': ('short_term', 'episodic', 'spatial'), 'no_memory': ('short_term',)}
+ROW_EXPERTS = {'all': EXPERT_NAMES, 'no_memory': ('short_term',)}
 
 
 def _navigator_defaults():
@@ -151,10 +162,7 @@ def finished_results(config):
 # --- the maze's geometry ---------------------------------------------------------------------
 def base_from_camera():
     """Return the Memory Maze camera's mount (base <- optical) as a 4x4 matrix."""
-    from mowm_ros.data.maze_robot import CAMERA_MOUNT
-
-    return geometry.make_pose(geometry.matrix_from_quaternion_xyzw(CAMERA_MOUNT[3:]),
-                              CAMERA_MOUNT[:3])
+    return extrinsics_matrix(CAMERA_MOUNT)
 
 
 def maze_distances(maze, start_xy, resolution=0.1, clearance=0.25):
@@ -164,9 +172,6 @@ def maze_distances(maze, start_xy, resolution=0.1, clearance=0.25):
     The maze's free cells are rasterised at ``resolution`` and shrunk by ``clearance`` (about
     the robot's radius); a point in a wall or unreachable is infinitely far.
     """
-    from scipy import ndimage
-    from skimage.graph import MCP_Geometric
-
     scale = int(round(maze.cell_size / resolution))
     free = np.kron(maze.layout.astype(bool), np.ones((scale, scale), bool))
     free &= ndimage.distance_transform_edt(free) * resolution > clearance
@@ -254,9 +259,6 @@ class ModelState:
 
 # --- one episode -----------------------------------------------------------------------------
 def make_world_model(config):
-    from mowm_ros.model.finetune import FinetuneConfig
-    from mowm_ros.world_model import WorldModel, WorldModelConfig
-
     return WorldModel(WorldModelConfig(
         checkpoint=str(config.checkpoint), device=config.device,
         sampler_steps=config.sampler_steps, experts=ROW_EXPERTS['all'], bf16=config.bf16,
@@ -266,15 +268,11 @@ def make_world_model(config):
 
 
 def _frame(robot_frame, stamp):
-    from mowm_ros.world_model import Frame
-
     return Frame(rgb=robot_frame.rgb, pose=robot_frame.pose, K=robot_frame.K, stamp=stamp,
                  depth=robot_frame.depth)
 
 
 def _stamp(step):
-    from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
-
     return int(step) * CONTROL_PERIOD_NS
 
 
@@ -297,11 +295,6 @@ def _base_xy(robot, camera_from_base):
 
 def drive_with_navigator(robot, model, row, goal_rgb, config):
     """Navigate with the world model towards ``goal_rgb``; return the trajectory and plans."""
-    from mowm_ros.data.maze_robot import twist_to_action
-    from mowm_ros.planning.follower import PathFollower, PathFollowerConfig
-    from mowm_ros.planning.navigator import (ImageGoalNavigator, world_model_imagine,
-                                             world_model_keyframes)
-
     mount = base_from_camera()
     camera_from_base = geometry.invert_pose(mount)
     c = config.navigator
@@ -396,8 +389,6 @@ def score_drive(drive, goal_xy, goal_yaw, shortest, config):
 
 def evaluate_maze(config, seed, goals_todo, progress=None):
     """Explore maze ``seed`` once and run every row to each goal in ``goals_todo``."""
-    from mowm_ros.data.maze_robot import MazeRobot
-
     started = time.perf_counter()
     camera_from_base = geometry.invert_pose(base_from_camera())
     robot = MazeRobot(config.maze_size, seed)
@@ -448,7 +439,7 @@ def evaluate_maze(config, seed, goals_todo, progress=None):
                 'row_order': [ROW_NAMES[row] for row in config.rows],
                 'wall_seconds': time.perf_counter() - started}
             atomic_write(result_path(config, seed, goal_index),
-                         lambda f: json.dump(results[goal_index], f, indent=1))
+                         lambda f: json.dump(results[goal_index], f, indent=1), 'w')
     finally:
         model.close()
         robot.close()
@@ -458,8 +449,6 @@ def evaluate_maze(config, seed, goals_todo, progress=None):
 
 def run_navigation(config, progress=True):
     """Evaluate every (maze, goal) not finished yet; return all finished results."""
-    from tqdm import tqdm
-
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     todo = {}
     for seed in config.shard_seeds:

@@ -6,12 +6,15 @@ spread of the revisit gains is given as a standard error. The issue's targets ar
 and stated with their margins.
 """
 
+import io
 import json
 import math
 from pathlib import Path
 
 from mowm_ros.evaluation.metrics import masked_mean
+from mowm_ros.evaluation.runner import load_strips
 import numpy as np
+from PIL import Image
 
 NO_MEMORY = 'no memory'
 FULL = 'all three, contrastive'
@@ -151,10 +154,11 @@ def markdown_table(summary):
 
 def plot_horizon(summary, path):
     """PSNR against the prediction horizon, one line per row (all frames; revisits)."""
+    # lazy: matplotlib is slow to import; its Agg backend is chosen only to plot
     import matplotlib
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the backend
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for name, row in summary['rows'].items():
@@ -188,10 +192,11 @@ def strip_grid(images_by_row, gap=2):
 
 def plot_strips(strips_by_seed, row_names, path, max_episodes=1):
     """Truth against every row's predictions at revisit frames of the first episode(s)."""
+    # lazy: matplotlib is slow to import; its Agg backend is chosen only to plot
     import matplotlib
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the backend
 
     chosen = [(seed, s) for seed, s in strips_by_seed if len(s['positions'])][:max_episodes]
     if not chosen:
@@ -222,10 +227,6 @@ def plot_strips(strips_by_seed, row_names, path, max_episodes=1):
 
 def save_small_png(figure, path, dpi):
     """Save ``figure`` as a 256-colour PNG (a fraction of the size, fine for frames at 64 px)."""
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
     buffer.seek(0)
@@ -235,8 +236,6 @@ def save_small_png(figure, path, dpi):
 
 def write_report(config, results):
     """Write results.json, results.md and the plots into the condition's report_dir."""
-    from mowm_ros.evaluation.runner import load_strips
-
     out = Path(config.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(results)

@@ -25,18 +25,21 @@ different conditions never mix and the ``rgbd`` results of earlier runs stay val
 from dataclasses import asdict, dataclass, field, replace
 import json
 import logging
-import os
 from pathlib import Path
-import tempfile
 import time
 
+from mowm_ros.atomic import atomic_write
 from mowm_ros.data.drift import drift_trajectory, DriftConfig
+from mowm_ros.data.maze_env import GenerationConfig
+from mowm_ros.data.resize import to_model_frame
 from mowm_ros.evaluation import metrics
 from mowm_ros.evaluation.episodes import HELD_OUT_SEED_START, MazeEpisodeCache, split_episode
 from mowm_ros.evaluation.rows import COMPOSED, ROWS
 from mowm_ros.evaluation.sliding_window import imagine_sliding_window, STRIDES
-from mowm_ros.model.frames import to_model_frame
+from mowm_ros.model.experts import EXPERT_NAMES
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +152,6 @@ class EvalConfig:
 
 def world_model_settings():
     """Return the expert weights and finetuning settings every row is predicted with."""
-    from mowm_ros.world_model import WorldModelConfig
-
     defaults = WorldModelConfig()
     return {'weights': defaults.weights, 'finetune': defaults.finetune.to_dict()}
 
@@ -161,19 +162,6 @@ def result_path(config, seed):
 
 def strips_path(config, seed):
     return config.episode_dir / f'seed_{seed:06d}_strips.npz'
-
-
-def atomic_write(path, write, mode='w'):
-    """Write ``path`` through ``write(file)`` into a temporary file renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_result(config, seed):
@@ -190,10 +178,8 @@ def load_result(config, seed):
 
 
 def make_world_model(config):
-    from mowm_ros.world_model import WorldModel, WorldModelConfig
-
     experts = sorted({name for row in config.rows for name in row.experts},
-                     key=('short_term', 'episodic', 'spatial').index)
+                     key=EXPERT_NAMES.index)
     return WorldModel(WorldModelConfig(
         checkpoint=str(config.checkpoint), device=config.device,
         sampler_steps=config.sampler_steps, experts=tuple(experts), bf16=config.bf16,
@@ -207,8 +193,6 @@ def observe_context(model, episode, split, finetune_sync, poses=None, use_depth=
     ``poses`` (default the episode's) are the poses the model is told; ``use_depth=False``
     withholds the depth images.
     """
-    from mowm_ros.world_model import Frame
-
     started = time.perf_counter()
     poses = episode.pose if poses is None else poses
     uses_finetuning = 'episodic' in model.config.experts and model.config.finetune_on_observe
@@ -290,7 +274,7 @@ def evaluate_episode(config, episode, seed):
 def save_episode_result(config, seed, result, strips):
     """Write the strips, then the JSON: a result file exists only once both are whole."""
     atomic_write(strips_path(config, seed), lambda f: np.savez_compressed(f, **strips), 'wb')
-    atomic_write(result_path(config, seed), lambda f: json.dump(result, f, indent=1))
+    atomic_write(result_path(config, seed), lambda f: json.dump(result, f, indent=1), 'w')
 
 
 def load_strips(config, seed):
@@ -305,9 +289,6 @@ def run_evaluation(config, episode_source=None, progress=True):
     ``episode_source(seed)`` returns an Episode; by default a MazeEpisodeCache in
     ``config.cache`` generates Memory Maze episodes there once.
     """
-    from mowm_ros.data.maze_env import GenerationConfig
-    from tqdm import tqdm
-
     if episode_source is None:
         episode_source = MazeEpisodeCache(config.cache, GenerationConfig(
             maze_size=config.maze_size, steps=config.episode_steps))

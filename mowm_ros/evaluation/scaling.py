@@ -19,9 +19,12 @@ import tempfile
 import time
 
 from mowm_ros import geometry
+from mowm_ros.benchmarks.memory import rss_mb
+from mowm_ros.benchmarks.model import percentile_summary, random_checkpoint
+from mowm_ros.evaluation.report import save_small_png
 from mowm_ros.memory import scenes
-from mowm_ros.memory.benchmark import rss_mb
-from mowm_ros.model.benchmark import percentile_summary, random_checkpoint
+from mowm_ros.memory.spatial import SpatialMemory
+from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import torch
 
@@ -32,8 +35,6 @@ SECOND = 1_000_000_000
 
 def maze_frames(size, rate_hz, cells, seed=0):
     """Yield world_model Frames walking a synthetic maze tour forever (laps back and forth)."""
-    from mowm_ros.world_model import Frame
-
     maze = scenes.maze_scene(cells, cell_size=3.0, seed=seed)
     K = geometry.intrinsics_from_fovy(80.0, size, size)
     for index, pose in enumerate(scenes.tour_poses(maze, speed=1.0, rate_hz=rate_hz,
@@ -54,9 +55,6 @@ def time_imagine(model, poses, experts, steps, repeats):
 
 
 def bench(args):
-    from mowm_ros.memory.spatial import SpatialMemory
-    from mowm_ros.world_model import WorldModel, WorldModelConfig
-
     checkpoints = sorted(set(args.frames))
     temporary = None
     checkpoint = args.checkpoint
@@ -141,12 +139,11 @@ def markdown(result):
 
 
 def plot(result, path):
+    # lazy: matplotlib is slow to import; its Agg backend is chosen only to plot
     import matplotlib
 
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from mowm_ros.evaluation.report import save_small_png
+    import matplotlib.pyplot as plt  # lazy: after choosing the backend
 
     frames = [row['frames'] for row in result['rows']]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))

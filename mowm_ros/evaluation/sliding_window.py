@@ -12,7 +12,8 @@ honest price of a longer window for a network with a fixed number of context fra
 """
 
 from mowm_ros import geometry
-from mowm_ros.model.experts import Conditioning, DENOISER, Query
+from mowm_ros.model.denoiser import Conditioning
+from mowm_ros.model.experts import DENOISER, Query
 from mowm_ros.model.frames import images_to_tensor, tensor_to_images
 import numpy as np
 import torch

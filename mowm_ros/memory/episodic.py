@@ -54,7 +54,7 @@ class EpisodicBufferConfig:
         require(_finite(self.view_range) and self.view_range > 0, 'view_range', 'positive')
 
     @property
-    def metres_per_radian(self):
+    def metres_per_radian(self) -> float:
         """Weight of heading against position when comparing poses."""
         if self.yaw_weight is not None:
             return self.yaw_weight
@@ -87,7 +87,7 @@ class KeyframeArrays:
     def __len__(self):
         return len(self.stamp)
 
-    def keyframe(self, index):
+    def keyframe(self, index) -> Keyframe:
         return Keyframe(self.rgb[index], self.pose[index], int(self.stamp[index]),
                         self.motion[index], int(self.keyframe_id[index]))
 
@@ -95,7 +95,7 @@ class KeyframeArrays:
 class EpisodicBuffer:
     """Keyframes admitted on motion or time, evicted by redundancy, retrieved by overlap."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config if config is not None else EpisodicBufferConfig()
         self._lock = threading.Lock()
         self._version = 0
@@ -117,17 +117,17 @@ class EpisodicBuffer:
             return len(self._order)
 
     @property
-    def version(self):
+    def version(self) -> int:
         """Increases on every admission (and reset); never decreases."""
         with self._lock:
             return self._version
 
-    def reset(self):
+    def reset(self) -> None:
         with self._lock:
             self._clear()
             self._version += 1
 
-    def add(self, rgb, pose, stamp):
+    def add(self, rgb, pose, stamp) -> bool:
         """
         Offer a frame; return True when it was admitted as a keyframe.
 
@@ -179,7 +179,7 @@ class EpisodicBuffer:
         waited = config.max_interval_s is not None and elapsed_s >= config.max_interval_s
         return moved or turned or waited
 
-    def pose_features(self, poses):
+    def pose_features(self, poses) -> np.ndarray:
         """(x, y, w cos yaw, w sin yaw): Euclidean distances compare places and headings."""
         x, y, yaw = np.moveaxis(geometry.planar_pose(np.asarray(poses)), -1, 0)
         weight = self.config.metres_per_radian
@@ -213,7 +213,7 @@ class EpisodicBuffer:
                 self._pose[previous], self._pose[slot])
             previous = slot
 
-    def snapshot(self):
+    def snapshot(self) -> KeyframeArrays:
         """Return a consistent copy of every keyframe in admission order, with the version."""
         with self._lock:
             return self._snapshot_locked()
@@ -227,7 +227,7 @@ class EpisodicBuffer:
         arrays = self.snapshot()
         return (arrays.keyframe(index) for index in range(len(arrays)))
 
-    def overlap(self, pose, keyframe_poses, samples=8):
+    def overlap(self, pose, keyframe_poses, samples=8) -> np.ndarray:
         """
         Share of the query camera's planar view fan that each keyframe's fan also covers.
 
@@ -249,7 +249,7 @@ class EpisodicBuffer:
         seen = (dx * dx + dy * dy <= reach * reach) & (np.abs(bearing) <= half_fov)
         return seen.mean(axis=1)
 
-    def retrieve(self, pose, k, min_overlap=0.0):
+    def retrieve(self, pose, k, min_overlap=0.0) -> list:
         """
         Up to ``k`` keyframes whose view best overlaps the one from ``pose``, best first.
 
@@ -274,7 +274,7 @@ class EpisodicBuffer:
 
     # Persistence -----------------------------------------------------------------------------
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict:
         """Everything needed to restore the buffer, as plain numpy arrays (no pickle)."""
         with self._lock:
             arrays = self._snapshot_locked()
@@ -284,7 +284,7 @@ class EpisodicBuffer:
                 'version': np.int64(arrays.version), 'next_id': np.int64(next_id)}
 
     @staticmethod
-    def check_arrays(arrays):
+    def check_arrays(arrays) -> None:
         """Raise ValueError naming the first problem of arrays made by ``to_arrays``."""
         missing = [name for name in ARRAY_NAMES if name not in arrays]
         if missing:
@@ -312,7 +312,7 @@ class EpisodicBuffer:
             raise ValueError('episodic keyframe ids must increase and stay below next_id')
 
     @classmethod
-    def from_arrays(cls, arrays, config=None):
+    def from_arrays(cls, arrays, config=None) -> 'EpisodicBuffer':
         """
         Rebuild a buffer from ``to_arrays`` output.
 

@@ -9,6 +9,7 @@ needed): a room with occluders, and a maze of corridors with a tour through it.
 
 from dataclasses import dataclass
 import math
+import typing
 
 from mowm_ros import geometry
 import numpy as np
@@ -38,7 +39,7 @@ class Frame:
 class BoxScene:
     """Axis-aligned coloured boxes that render exact RGB-D frames from any camera pose."""
 
-    def __init__(self, boxes, checker_size=0.25, checker_contrast=0.25):
+    def __init__(self, boxes, checker_size=0.25, checker_contrast=0.25) -> None:
         self.boxes = list(boxes)
         self.checker_size = checker_size
         self.checker_contrast = checker_contrast
@@ -50,7 +51,7 @@ class BoxScene:
             self._scene.add_triangles(mesh.translate(low))
         self._colours = np.array([box.rgb for box in self.boxes] + [SKY_RGB], np.float32)
 
-    def render(self, pose, K, width, height, depth_noise=0.0, dropout=0.0, rng=None):
+    def render(self, pose, K, width, height, depth_noise=0.0, dropout=0.0, rng=None) -> Frame:
         """
         Ray-cast the frame seen from ``pose`` (world <- optical camera) with intrinsics ``K``.
 
@@ -88,7 +89,7 @@ class BoxScene:
         return Frame(rgb, depth, pose, K)
 
 
-def room_scene(size=(6.0, 5.0), wall_height=2.5, seed=0):
+def room_scene(size=(6.0, 5.0), wall_height=2.5, seed=0) -> BoxScene:
     """Build a room: a floor, four walls of different colours and a few boxes as occluders."""
     rng = np.random.default_rng(seed)
     width, depth = size
@@ -113,11 +114,11 @@ class Maze:
     cells: tuple            # (columns, rows)
     tour: list              # (column, row) cells of a depth-first walk, backtracking included
 
-    def cell_centre(self, cell):
+    def cell_centre(self, cell) -> tuple:
         return ((cell[0] + 0.5) * self.cell_size, (cell[1] + 0.5) * self.cell_size)
 
 
-def maze_scene(cells=(8, 8), cell_size=3.0, wall_height=2.5, seed=0):
+def maze_scene(cells=(8, 8), cell_size=3.0, wall_height=2.5, seed=0) -> Maze:
     """Build a perfect maze (randomised depth-first search) of walls, with its tour."""
     columns, rows = cells
     rng = np.random.default_rng(seed)
@@ -164,7 +165,8 @@ def maze_scene(cells=(8, 8), cell_size=3.0, wall_height=2.5, seed=0):
     return Maze(BoxScene(boxes), cell_size, (columns, rows), tour)
 
 
-def tour_poses(maze, speed=1.0, turn_rate=1.5, rate_hz=30.0, height=0.5, laps=1):
+def tour_poses(maze, speed=1.0, turn_rate=1.5, rate_hz=30.0, height=0.5,
+               laps=1) -> typing.Iterator[np.ndarray]:
     """
     Yield camera poses at ``rate_hz`` walking the maze tour: turn on the spot, then drive.
 

@@ -19,7 +19,7 @@ import threading
 
 from mowm_ros import geometry
 from mowm_ros.memory import voxels
-from mowm_ros.render import render_points
+from mowm_ros.render import render_points, RenderedView
 import numpy as np
 
 OCCUPIED = 100
@@ -74,7 +74,7 @@ class SpatialMemoryConfig:
                 'render_far', 'greater than render_near')
 
     @property
-    def point_size(self):
+    def point_size(self) -> float:
         """Splat side used by ``render`` when none is given."""
         if self.render_point_size is None:
             return 1.5 * self.voxel_size
@@ -105,16 +105,16 @@ class OccupancyGrid:
     height: int
 
     @property
-    def cells(self):
+    def cells(self) -> np.ndarray:
         """Return the grid as a (height, width) view: ``cells[row, col]``, rows along +y."""
         return self.data.reshape(self.height, self.width)
 
-    def cell_of(self, x, y):
+    def cell_of(self, x, y) -> tuple:
         """(row, col) of the cell holding world point (x, y); it may lie outside the grid."""
         return (int(math.floor((y - self.origin_y) / self.resolution)),
                 int(math.floor((x - self.origin_x) / self.resolution)))
 
-    def value_at(self, x, y):
+    def value_at(self, x, y) -> int:
         """Return the value of the cell at world point (x, y): UNKNOWN outside the grid."""
         row, col = self.cell_of(x, y)
         if 0 <= row < self.height and 0 <= col < self.width:
@@ -173,15 +173,88 @@ class _Frame:
     dropped: int          # samples outside the representable key range
 
 
+@dataclass
+class _Cloud:
+    """The arrays rendering needs: the main table's points by chunk and the recent points."""
+
+    main_xyz: np.ndarray
+    main_rgb: np.ndarray
+    chunk_ids: np.ndarray       # replaced, never changed in place, when the main table changes
+    chunk_offsets: np.ndarray
+    recent_xyz: np.ndarray
+    recent_rgb: np.ndarray
+
+    def copy(self):
+        # Integration updates positions and colours in place; the chunk index is replaced.
+        return _Cloud(self.main_xyz.copy(), self.main_rgb.copy(), self.chunk_ids,
+                      self.chunk_offsets, self.recent_xyz.copy(), self.recent_rgb.copy())
+
+    def runs_in(self, view, voxel_size):
+        in_view = voxels.chunks_in_view(self.chunk_ids, voxel_size, view['pose'], view['K'],
+                                        view['width'], view['height'], view['near'],
+                                        view['far'], view['margin'])
+        return voxels.selected_runs(self.chunk_offsets, in_view)
+
+    def points_in(self, view, voxel_size):
+        """Copy the points of the chunks in view and every recent point."""
+        runs = self.runs_in(view, voxel_size)
+        xyz = np.concatenate([self.main_xyz[a:b] for a, b in runs] + [self.recent_xyz])
+        rgb = np.concatenate([self.main_rgb[a:b] for a, b in runs] + [self.recent_rgb])
+        return xyz, rgb
+
+
+def _view_options(config, pose, K, width, height, point_size=None, max_radius=None, near=None,
+                  far=None):
+    if not (_whole(width, 1) and _whole(height, 1)):
+        raise ValueError(f'width and height must be positive integers, got {width}, {height}')
+    view = {'pose': geometry.check_pose(pose), 'K': geometry.check_intrinsics(K),
+            'width': width, 'height': height,
+            'point_size': config.point_size if point_size is None else point_size,
+            'max_radius': config.render_max_radius if max_radius is None else max_radius,
+            'near': config.render_near if near is None else near,
+            'far': config.render_far if far is None else far}
+    view['margin'] = view['max_radius'] if view['point_size'] > 0 else 0
+    return view
+
+
+def _render(xyz, rgb, view):
+    return render_points(xyz, rgb, view['pose'], view['K'], view['width'], view['height'],
+                         point_size=view['point_size'], max_radius=view['max_radius'],
+                         near=view['near'], far=view['far'])
+
+
+class SpatialView:
+    """
+    The points of a SpatialMemory as they were when ``SpatialMemory.view()`` was called.
+
+    ``render`` takes the same arguments as ``SpatialMemory.render`` and gives the same views
+    of that moment, whatever the memory integrates since.
+    """
+
+    def __init__(self, config, cloud) -> None:
+        self.config = config
+        self._cloud = cloud
+
+    def __len__(self):
+        return len(self._cloud.main_xyz) + len(self._cloud.recent_xyz)
+
+    def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
+               far=None) -> RenderedView:
+        view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
+                             far)
+        return _render(*self._cloud.points_in(view, self.config.voxel_size), view)
+
+
 class SpatialMemory:
     """
     Coloured voxel point cloud: integrate RGB-D frames, render views, export cloud and grid.
 
     ``integrate`` and ``render`` may run on different threads: state changes hold a lock and
     ``render`` copies the points it needs under that lock, so it always sees whole frames.
+    ``view()`` freezes the whole memory for several renders of one moment.
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config if config is not None else SpatialMemoryConfig()
         self._lock = threading.Lock()
         with self._lock:
@@ -197,7 +270,7 @@ class SpatialMemory:
         self._evicted = 0
         self._dropped = 0
 
-    def reset(self):
+    def reset(self) -> None:
         with self._lock:
             self._clear()
 
@@ -206,12 +279,12 @@ class SpatialMemory:
             return len(self._main) + len(self._recent)
 
     @property
-    def robot_position(self):
+    def robot_position(self) -> np.ndarray:
         """Camera centre of the latest integrated frame: eviction keeps points near it."""
         with self._lock:
             return self._robot_position.copy()
 
-    def stats(self):
+    def stats(self) -> dict:
         with self._lock:
             return {'points': len(self._main) + len(self._recent), 'max_points':
                     self.config.max_points, 'recent_points': len(self._recent),
@@ -220,14 +293,14 @@ class SpatialMemory:
 
     # Integration -----------------------------------------------------------------------------
 
-    def pixel_stride(self, K):
+    def pixel_stride(self, K) -> int:
         """Pixel step used to sample a frame with intrinsics ``K``."""
         if self.config.pixel_stride:
             return self.config.pixel_stride
         focal = min(K[0, 0], K[1, 1])
         return max(1, int(focal * self.config.voxel_size / self.config.max_depth))
 
-    def integrate(self, rgb, depth, pose, K, stamp):
+    def integrate(self, rgb, depth, pose, K, stamp) -> IntegrationResult:
         """
         Fuse one RGB-D frame taken at ``pose`` (world <- optical camera) into the memory.
 
@@ -324,7 +397,7 @@ class SpatialMemory:
 
     # Eviction --------------------------------------------------------------------------------
 
-    def eviction_scores(self, xyz, last_seen):
+    def eviction_scores(self, xyz, last_seen) -> np.ndarray:
         """Higher for points seen long ago and far from the robot: these are evicted first."""
         age_s = (self._clock - last_seen) / 1e9
         distance = np.linalg.norm(xyz - self._robot_position.astype(np.float32), axis=1)
@@ -350,70 +423,58 @@ class SpatialMemory:
     # Views and exports -----------------------------------------------------------------------
 
     def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-               far=None):
+               far=None) -> RenderedView:
         """
         Render the memory as seen from ``pose`` with intrinsics ``K``: a render.RenderedView.
 
         Only chunks that meet the view frustum are copied (under the lock) and splatted with
         an exact z-buffer; splat size and clipping planes default to the config's.
         """
-        view = self._view(pose, K, width, height, point_size, max_radius, near, far)
+        view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
+                             far)
         with self._lock:
-            xyz, rgb = self._points_in(view)
-        return render_points(xyz, rgb, view['pose'], view['K'], width, height,
-                             point_size=view['point_size'], max_radius=view['max_radius'],
-                             near=view['near'], far=view['far'])
+            xyz, rgb = self._cloud().points_in(view, self.config.voxel_size)
+        return _render(xyz, rgb, view)
 
-    def count_in_view(self, pose, K, width, height, **view_options):
-        """How many points ``render`` would project for this view after culling chunks."""
-        view = self._view(pose, K, width, height, **view_options)
+    def view(self) -> SpatialView:
+        """
+        Return a SpatialView: a frozen copy of the points that renders what the memory holds now.
+
+        A rollout renders the memory at several poses; integration meanwhile changes it (in
+        place), so the rollout takes one view at its start and renders only from that. The
+        copy is the only work done under the lock (a few ms per million points).
+        """
         with self._lock:
-            runs = self._runs_in(view)
+            return SpatialView(self.config, self._cloud().copy())
+
+    def count_in_view(self, pose, K, width, height, **view_options) -> int:
+        """How many points ``render`` would project for this view after culling chunks."""
+        view = _view_options(self.config, pose, K, width, height, **view_options)
+        with self._lock:
+            runs = self._cloud().runs_in(view, self.config.voxel_size)
             return sum(stop - start for start, stop in runs) + len(self._recent)
 
-    def _view(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-              far=None):
-        config = self.config
-        if not (_whole(width, 1) and _whole(height, 1)):
-            raise ValueError(f'width and height must be positive integers, got {width}, {height}')
-        view = {'pose': geometry.check_pose(pose), 'K': geometry.check_intrinsics(K),
-                'width': width, 'height': height,
-                'point_size': config.point_size if point_size is None else point_size,
-                'max_radius': config.render_max_radius if max_radius is None else max_radius,
-                'near': config.render_near if near is None else near,
-                'far': config.render_far if far is None else far}
-        view['margin'] = view['max_radius'] if view['point_size'] > 0 else 0
-        return view
+    def _cloud(self):
+        """Return the live points as a _Cloud (no copy): call with the lock held."""
+        return _Cloud(self._main.xyz, self._main.rgb, self._chunk_ids, self._chunk_offsets,
+                      self._recent.xyz, self._recent.rgb)
 
-    def _runs_in(self, view):
-        in_view = voxels.chunks_in_view(self._chunk_ids, self.config.voxel_size, view['pose'],
-                                        view['K'], view['width'], view['height'], view['near'],
-                                        view['far'], view['margin'])
-        return voxels.selected_runs(self._chunk_offsets, in_view)
-
-    def _points_in(self, view):
-        """Copy the points of the chunks in view and every recent point."""
-        runs = self._runs_in(view)
-        xyz = np.concatenate([self._main.xyz[a:b] for a, b in runs] + [self._recent.xyz])
-        rgb = np.concatenate([self._main.rgb[a:b] for a, b in runs] + [self._recent.rgb])
-        return xyz, rgb
-
-    def points_and_colors(self):
+    def points_and_colors(self) -> tuple:
         """Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2."""
         with self._lock:
             return (np.concatenate([self._main.xyz, self._recent.xyz]),
                     np.concatenate([self._main.rgb, self._recent.rgb]))
 
-    def to_open3d(self):
+    def to_open3d(self) -> 'open3d.t.geometry.PointCloud':  # noqa: F821 - open3d is lazy
         """Return the cloud as an open3d tensor PointCloud (positions, colors in [0, 1])."""
         xyz, rgb = self.points_and_colors()
-        import open3d as o3d  # only needed for export; the memory itself is numpy
+        import open3d as o3d  # lazy: slow to import, only for export; the memory is numpy
         cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(xyz))
         cloud.point.colors = o3d.core.Tensor(rgb.astype(np.float32) / 255.0)
         return cloud
 
     def occupancy_grid(self, resolution=0.05, z_min=0.1, z_max=1.5, floor_band=0.3,
-                       min_points=1, bounds=None, max_cells=16_000_000):
+                       min_points=1, bounds=None, max_cells=16_000_000) -> OccupancyGrid:
         """
         Project the memory onto a 2D grid for Nav2 (see OccupancyGrid).
 
@@ -461,7 +522,7 @@ class SpatialMemory:
 
     # Persistence -----------------------------------------------------------------------------
 
-    def to_arrays(self):
+    def to_arrays(self) -> dict:
         """Everything needed to restore the memory, as plain numpy arrays (no pickle)."""
         with self._lock:
             table = self._main.merged_with(self._recent)
@@ -472,7 +533,7 @@ class SpatialMemory:
         return arrays
 
     @staticmethod
-    def check_arrays(arrays):
+    def check_arrays(arrays) -> None:
         """Raise ValueError naming the first problem of arrays made by ``to_arrays``."""
         missing = [name for name in ARRAY_NAMES if name not in arrays]
         if missing:
@@ -498,7 +559,7 @@ class SpatialMemory:
             raise ValueError(f'spatial memory voxel_size {arrays["voxel_size"]} is not positive')
 
     @classmethod
-    def from_arrays(cls, arrays, config=None):
+    def from_arrays(cls, arrays, config=None) -> 'SpatialMemory':
         """
         Rebuild a memory from ``to_arrays`` output.
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import re
 import shutil
 
+from mowm_ros.atomic import sync_directory, write_synced
 from mowm_ros.memory.episodic import EpisodicBuffer
 from mowm_ros.memory.spatial import SpatialMemory
 import numpy as np
@@ -71,10 +72,10 @@ class Snapshot:
     adapter: dict = None        # name -> torch.Tensor, or None
     rejected: list = field(default_factory=list)   # newer snapshots skipped, with reasons
 
-    def spatial_memory(self, config=None):
+    def spatial_memory(self, config=None) -> SpatialMemory | None:
         return None if self.spatial is None else SpatialMemory.from_arrays(self.spatial, config)
 
-    def episodic_buffer(self, config=None):
+    def episodic_buffer(self, config=None) -> EpisodicBuffer | None:
         if self.episodic is None:
             return None
         return EpisodicBuffer.from_arrays(self.episodic, config)
@@ -83,7 +84,7 @@ class Snapshot:
 class MemoryStore:
     """Atomic, checksummed snapshots of the memories in one directory (see module doc)."""
 
-    def __init__(self, directory, keep=2):
+    def __init__(self, directory, keep=2) -> None:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 2:
             raise ValueError(f'keep must be an integer >= 2 (the previous snapshot is always '
                              f'kept), got {keep!r}')
@@ -95,7 +96,7 @@ class MemoryStore:
     # Writing ---------------------------------------------------------------------------------
 
     def save(self, spatial=None, episodic=None, adapter_weights=None, extra_meta=None,
-             on_stage=None):
+             on_stage=None) -> Path:
         """
         Write a new snapshot atomically and prune old ones; return its path.
 
@@ -125,7 +126,7 @@ class MemoryStore:
             stage('temporary')
             files = {}
             for name, data in payloads.items():
-                _write_synced(self._inside(temporary / name), data)
+                write_synced(self._inside(temporary / name), data)
                 files[name] = {'sha256': hashlib.sha256(data).hexdigest(), 'bytes': len(data)}
                 stage(f'wrote:{name}')
             manifest = {'format': FORMAT, 'format_version': FORMAT_VERSION,
@@ -133,13 +134,13 @@ class MemoryStore:
                         'parts': {part: name for part, name in PART_FILES.items()
                                   if name in payloads},
                         'meta': meta}
-            _write_synced(self._inside(temporary / MANIFEST),
-                          json.dumps(manifest, indent=2, sort_keys=True).encode())
-            _sync_directory(temporary)
+            write_synced(self._inside(temporary / MANIFEST),
+                         json.dumps(manifest, indent=2, sort_keys=True).encode())
+            sync_directory(temporary)
             stage(f'wrote:{MANIFEST}')
             final = self._inside(self.snapshots_directory / f'{sequence:08d}-{created}')
             os.rename(temporary, final)
-            _sync_directory(self.snapshots_directory)
+            sync_directory(self.snapshots_directory)
             stage('renamed')
             self._prune()
             stage('pruned')
@@ -192,7 +193,7 @@ class MemoryStore:
         for _, path in self._listing()[self.keep:]:
             trash = self._inside(self.snapshots_directory / f'{TRASH_PREFIX}{path.name}')
             os.rename(path, trash)
-            _sync_directory(self.snapshots_directory)
+            sync_directory(self.snapshots_directory)
             self._remove(trash)
 
     # Reading ---------------------------------------------------------------------------------
@@ -208,11 +209,11 @@ class MemoryStore:
                 entries.append((int(match.group(1)), entry))
         return sorted(entries, key=lambda item: item[0], reverse=True)
 
-    def snapshot_paths(self):
+    def snapshot_paths(self) -> list:
         """Paths named like complete snapshots, newest first (not yet verified)."""
         return [path for _, path in self._listing()]
 
-    def load(self):
+    def load(self) -> Snapshot | None:
         """
         Return the newest snapshot that verifies completely, or None when there is none.
 
@@ -324,18 +325,3 @@ def _npz_arrays(data, name, fail):
             return {key: archive[key] for key in archive.files}
     except Exception as exc:  # noqa: B902 - any decoding failure rejects the file
         fail(f'{name} is not a readable npz without pickle: {exc}')
-
-
-def _write_synced(path, data):
-    with open(path, 'xb') as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-
-
-def _sync_directory(path):
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

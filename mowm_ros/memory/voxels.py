@@ -19,17 +19,17 @@ _CHUNK_MASK = (1 << AXIS_CHUNK_BITS) - 1
 _LOCAL_MASK = CHUNK_VOXELS - 1
 
 
-def voxel_coordinates(points, voxel_size):
+def voxel_coordinates(points, voxel_size) -> np.ndarray:
     """Integer voxel coordinates (N, 3) int64 of points (N, 3); voxel (0, 0, 0) is [0, s)^3."""
     return np.floor(np.asarray(points, dtype=np.float64) / voxel_size).astype(np.int64)
 
 
-def representable(coordinates):
+def representable(coordinates) -> np.ndarray:
     """Mask of voxel coordinates that fit in a key (about +-52 km at 5 cm voxels)."""
     return np.all((coordinates >= -COORDINATE_LIMIT) & (coordinates < COORDINATE_LIMIT), axis=1)
 
 
-def pack_keys(coordinates):
+def pack_keys(coordinates) -> np.ndarray:
     """Sortable int64 keys of representable voxel coordinates (N, 3)."""
     chunk = (coordinates >> CHUNK_BITS) + _CHUNK_OFFSET
     local = coordinates & _LOCAL_MASK
@@ -41,7 +41,7 @@ def pack_keys(coordinates):
             | local[:, 2])
 
 
-def unpack_keys(keys):
+def unpack_keys(keys) -> np.ndarray:
     """Voxel coordinates (N, 3) int64 of keys: the inverse of pack_keys."""
     keys = np.asarray(keys, dtype=np.int64)
     chunk = chunk_coordinates(chunk_ids(keys))
@@ -51,12 +51,12 @@ def unpack_keys(keys):
     return (chunk << CHUNK_BITS) + local
 
 
-def chunk_ids(keys):
+def chunk_ids(keys) -> np.ndarray:
     """Return the chunk part of voxel keys: one value per chunk, ordered like the keys."""
     return np.asarray(keys, dtype=np.int64) >> LOCAL_BITS
 
 
-def chunk_coordinates(ids):
+def chunk_coordinates(ids) -> np.ndarray:
     """Chunk coordinates (N, 3) int64 of chunk ids."""
     ids = np.asarray(ids, dtype=np.int64)
     return np.stack([((ids >> (2 * AXIS_CHUNK_BITS)) & _CHUNK_MASK) - _CHUNK_OFFSET,
@@ -64,7 +64,7 @@ def chunk_coordinates(ids):
                      (ids & _CHUNK_MASK) - _CHUNK_OFFSET], axis=1)
 
 
-def chunk_runs(sorted_keys):
+def chunk_runs(sorted_keys) -> tuple:
     """Chunk ids present in ``sorted_keys`` and the (M + 1,) offsets of their runs."""
     ids = chunk_ids(sorted_keys)
     if len(ids) == 0:
@@ -74,7 +74,8 @@ def chunk_runs(sorted_keys):
     return ids[offsets[:-1]], offsets
 
 
-def chunks_in_view(ids, voxel_size, pose, K, width, height, near, far, margin_pixels=0):
+def chunks_in_view(ids, voxel_size, pose, K, width, height, near, far,
+                   margin_pixels=0) -> np.ndarray:
     """
     Mask of chunks whose bounding sphere meets the camera's view frustum.
 
@@ -100,7 +101,7 @@ def chunks_in_view(ids, voxel_size, pose, K, width, height, near, far, margin_pi
     return keep
 
 
-def selected_runs(offsets, selected):
+def selected_runs(offsets, selected) -> list:
     """(start, stop) row ranges covering the selected runs, adjacent runs joined."""
     selected = np.asarray(selected, bool)
     if not selected.any():

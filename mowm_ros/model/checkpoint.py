@@ -8,14 +8,13 @@ for resuming training, ``training.safetensors`` (raw weights and optimizer momen
 """
 
 import json
-import os
 from pathlib import Path
-import tempfile
 
+from mowm_ros.atomic import atomic_write_bytes
 from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
 from mowm_ros.model.diffusion import DiffusionConfig
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 import torch
 
 FORMAT_VERSION = 1
@@ -29,34 +28,17 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or does not match the code; the message says why."""
 
 
-def default_checkpoint_dir():
+def default_checkpoint_dir() -> Path:
     """Return the checkpoint shipped inside the package."""
     return Path(__file__).resolve().parent.parent / 'checkpoints' / 'mowm_maze64'
 
 
-def _atomic_write_bytes(path, data):
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_save_tensors(tensors, path, metadata=None):
-    tmp = path.with_name(f'.{path.name}.tmp')
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-              metadata=metadata)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                                  metadata=metadata))
 
 
-def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None):
+def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None) -> None:
     """Write config.json and model.safetensors (``weights`` default to the model's own)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,11 +46,11 @@ def save_checkpoint(directory, model, diffusion_config, weights=None, extra=None
     _atomic_save_tensors(state, directory / WEIGHTS_FILE, metadata={'format': 'mowm_ros'})
     config = {'format_version': FORMAT_VERSION, 'denoiser': model.config.to_dict(),
               'diffusion': diffusion_config.to_dict(), **(extra or {})}
-    _atomic_write_bytes(directory / CONFIG_FILE,
-                        json.dumps(config, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(directory / CONFIG_FILE,
+                       json.dumps(config, indent=2, sort_keys=True).encode())
 
 
-def read_config(directory):
+def read_config(directory) -> dict:
     path = Path(directory) / CONFIG_FILE
     try:
         config = json.loads(path.read_text())
@@ -94,14 +76,14 @@ def _build_config(cls, values, path, section):
         raise CheckpointError(f'{path}: invalid {section} config: {exc}') from None
 
 
-def config_differences(expected, found):
+def config_differences(expected, found) -> list:
     """Return 'name: file has X, expected Y' for every differing field of two configs."""
     a, b = expected.to_dict(), found.to_dict()
     return [f'{key}: checkpoint has {b.get(key)!r}, expected {a.get(key)!r}'
             for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
-def load_checkpoint(directory, expected_denoiser=None, device='cpu'):
+def load_checkpoint(directory, expected_denoiser=None, device='cpu') -> tuple:
     """
     Load (model, diffusion_config, config dict) from a checkpoint directory.
 
@@ -131,7 +113,7 @@ def load_checkpoint(directory, expected_denoiser=None, device='cpu'):
     return model.to(device), diffusion_config, config
 
 
-def load_weights(model, state, source):
+def load_weights(model, state, source) -> None:
     """Copy ``state`` into ``model``; any missing, unexpected or mis-shaped tensor fails."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -151,7 +133,7 @@ def load_weights(model, state, source):
 
 
 def save_training_state(directory, model, optimizer, step, extra_state=None,
-                        extra_tensors=None):
+                        extra_tensors=None) -> None:
     """Write what resuming needs: raw weights, optimizer moments, counters, RNG states."""
     directory = Path(directory)
     tensors = {f'model.{k}': v for k, v in model.state_dict().items()}
@@ -170,11 +152,11 @@ def save_training_state(directory, model, optimizer, step, extra_state=None,
     record = {'step': int(step), 'optimizer_scalars': scalars,
               'param_groups': [{k: v for k, v in g.items() if k != 'params'}
                                for g in optimizer.param_groups], **(extra_state or {})}
-    _atomic_write_bytes(directory / TRAINING_STATE_FILE,
-                        json.dumps(record, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(directory / TRAINING_STATE_FILE,
+                       json.dumps(record, indent=2, sort_keys=True).encode())
 
 
-def load_training_state(directory, model, optimizer):
+def load_training_state(directory, model, optimizer) -> dict:
     """
     Restore raw weights and optimizer state written by save_training_state.
 

@@ -17,7 +17,7 @@ the sampler turn the composed v into the exact composed eps.
 """
 
 from mowm_ros.model import experts as library
-from mowm_ros.model.experts import Query
+from mowm_ros.model.experts import DEFAULT_WEIGHTS, MEMORY_EXPERTS, Query
 import torch
 
 MODES = ('contrastive', 'naive')
@@ -25,7 +25,7 @@ MODES = ('contrastive', 'naive')
 
 class Composition:
 
-    def __init__(self, experts, mode='contrastive', base=Query(context=True)):
+    def __init__(self, experts, mode='contrastive', base=Query(context=True)) -> None:
         if mode not in MODES:
             raise ValueError(f'composition mode must be one of {MODES}, got {mode!r}')
         names = [expert.name for expert in experts]
@@ -35,7 +35,7 @@ class Composition:
         self.mode = mode
         self.base = base
 
-    def terms(self):
+    def terms(self) -> list:
         """Return [(coefficient, query)] whose weighted sum is the composed prediction."""
         if self.mode == 'naive':
             return [(expert.naive_weight, expert.positive) for expert in self.experts]
@@ -45,7 +45,7 @@ class Composition:
                 terms += [(expert.weight, expert.positive), (-expert.weight, expert.negative)]
         return terms
 
-    def queries(self):
+    def queries(self) -> list:
         """Return the distinct queries, in a stable order, grouped later by network."""
         unique = []
         for _, query in self.terms():
@@ -53,7 +53,7 @@ class Composition:
                 unique.append(query)
         return unique
 
-    def predict(self, evaluators, x_t, logsnr, cond):
+    def predict(self, evaluators, x_t, logsnr, cond) -> tuple:
         """
         Return ``(v, prior_weight)`` for the composed prediction at ``x_t``.
 
@@ -72,13 +72,14 @@ class Composition:
         return v, sum(coefficient for coefficient, _ in terms)
 
 
-def expert_set(names, weights, recent_context_for_episodic=True):
-    """Build experts by name ('short_term', 'episodic', 'spatial') with their weights."""
+def expert_set(names, weights, recent_context_for_episodic=True) -> list:
+    """Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS)."""
+    weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
-        'short_term': lambda: library.short_term_expert(weights.get('short_term', 1.0)),
-        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0),
+        'short_term': lambda: library.short_term_expert(weights['short_term']),
+        'episodic': lambda: library.episodic_expert(weights['episodic'],
                                                     recent_context_for_episodic),
-        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0)),
+        'spatial': lambda: library.spatial_expert(weights['spatial']),
     }
     unknown = set(names) - set(factories)
     if unknown:
@@ -86,26 +87,27 @@ def expert_set(names, weights, recent_context_for_episodic=True):
     return [factories[name]() for name in names]
 
 
-def recall_composition(names, weights):
+def recall_composition(names, weights) -> Composition:
     """
     Compose the memory experts among ``names`` over a base that sees no recent frames.
 
     It predicts the view at a pose from the memories alone: for a place metres away from the
     robot the recent frames say nothing (the network was trained with context dropout).
     """
-    memory = [name for name in names if name in ('episodic', 'spatial')]
+    memory = [name for name in names if name in MEMORY_EXPERTS]
     if not memory:
         raise ValueError(f'recalling needs a memory expert (episodic, spatial), got {names}')
+    weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
-        'episodic': lambda: library.episodic_expert(weights.get('episodic', 1.0), False),
-        'spatial': lambda: library.spatial_expert(weights.get('spatial', 2.0), False),
+        'episodic': lambda: library.episodic_expert(weights['episodic'], False),
+        'spatial': lambda: library.spatial_expert(weights['spatial'], False),
     }
     return Composition([factories[name]() for name in memory], 'contrastive',
                        base=Query(context=False))
 
 
 def sample_composed(composition, evaluators, diffusion, cond, steps=None, generator=None,
-                    shared_noise=False):
+                    shared_noise=False) -> torch.Tensor:
     """
     Draw one frame per conditioning row with DDIM on the composed prediction.
 

@@ -2,10 +2,10 @@
 Pixel-space U-Net denoiser for 64x64 frames, conditioned on recent frames, motion, pose, memory.
 
 Inputs, stacked on channels: the noisy target, K context frames, the spatial-memory render
-(RGB + coverage mask). The noise level, the relative motions, the target's absolute pose and
-the "context visible" / "render visible" flags enter through an embedding that modulates every
-residual block (adaptive group norm). The first layer packs 2x2 pixels into channels so the
-network works at 32, 16 and 8 pixels, which keeps it fast on a CPU.
+(RGB + coverage mask), all from a ``Conditioning``. The noise level, the relative motions, the
+target's absolute pose and the "context visible" / "render visible" ``Flags`` enter through an
+embedding that modulates every residual block (adaptive group norm). The first layer packs 2x2
+pixels into channels so the network works at 32, 16 and 8 pixels, which keeps it fast on a CPU.
 """
 
 from dataclasses import asdict, dataclass
@@ -15,6 +15,34 @@ from mowm_ros.model.lora import AdaptableConv2d
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+
+@dataclass
+class Conditioning:
+    """What a batch of N target frames is predicted from (tensors on the model's device)."""
+
+    context: torch.Tensor       # (N, K, 3, H, W) in [-1, 1]
+    motions: torch.Tensor       # (N, K, 3) frame-to-next motion, the last one to the target
+    target_pose: torch.Tensor   # (N, 4) x, y, cos yaw, sin yaw in the map frame
+    render: torch.Tensor        # (N, 4, H, W) render RGB in [-1, 1] + coverage mask
+
+    @property
+    def batch_size(self) -> int:
+        return self.context.shape[0]
+
+    def repeat(self, times: int) -> 'Conditioning':
+        """Return the batch repeated ``times`` over: N * times rows, copy after copy."""
+        return Conditioning(*(tensor.repeat(times, *([1] * (tensor.dim() - 1))) for tensor in
+                              (self.context, self.motions, self.target_pose, self.render)))
+
+
+@dataclass
+class Flags:
+    """What one forward pass sees, per sample (N,): 1 on, 0 off."""
+
+    context_visible: torch.Tensor   # recent frames and motions (0: dropped, as in training)
+    render_visible: torch.Tensor    # the spatial-memory render (0: blanked)
+    adapter_scale: torch.Tensor = None   # LoRA updates (None: no adapters at all)
 
 
 @dataclass
@@ -38,11 +66,11 @@ class DenoiserConfig:
             raise ValueError(f'channels {self.channels} must be multiples of '
                              f'group_norm_groups {self.group_norm_groups}')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def fourier_features(x, frequencies):
+def fourier_features(x, frequencies) -> torch.Tensor:
     """Concatenate sin and cos of ``x`` (..., D) at each frequency: (..., 2 * D * F)."""
     angles = x.unsqueeze(-1) * frequencies
     return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)
@@ -51,7 +79,7 @@ def fourier_features(x, frequencies):
 class ConditionEmbedding(nn.Module):
     """Noise level, motions, target pose and visibility flags -> one embedding vector."""
 
-    def __init__(self, config):
+    def __init__(self, config) -> None:
         super().__init__()
         dim = config.embedding_dim
         self.register_buffer('noise_frequencies', 2.0 ** torch.arange(8) * math.pi / 2)
@@ -66,7 +94,7 @@ class ConditionEmbedding(nn.Module):
         self.condition_mlp = nn.Sequential(nn.Linear(condition_features, dim), nn.SiLU(),
                                            nn.Linear(dim, dim))
 
-    def forward(self, logsnr, motions, target_pose, flags):
+    def forward(self, logsnr, motions, target_pose, flags) -> torch.Tensor:
         noise = fourier_features((logsnr / 15.0).unsqueeze(-1), self.noise_frequencies)
         pose = torch.cat([fourier_features(target_pose[:, :2], self.pose_frequencies),
                           target_pose[:, 2:]], dim=-1)
@@ -76,7 +104,7 @@ class ConditionEmbedding(nn.Module):
 
 class ResidualBlock(nn.Module):
 
-    def __init__(self, in_channels, out_channels, embedding_dim, groups, dropout):
+    def __init__(self, in_channels, out_channels, embedding_dim, groups, dropout) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_channels)
         self.conv1 = AdaptableConv2d(in_channels, out_channels, 3, padding=1)
@@ -88,7 +116,7 @@ class ResidualBlock(nn.Module):
         self.skip = (nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels
                      else nn.Identity())
 
-    def forward(self, x, embedding, adapter_scale=None):
+    def forward(self, x, embedding, adapter_scale=None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)), adapter_scale)
         scale, shift = self.modulation(embedding)[:, :, None, None].chunk(2, dim=1)
         h = F.silu(self.norm2(h) * (1 + scale) + shift)
@@ -98,7 +126,7 @@ class ResidualBlock(nn.Module):
 
 class SelfAttention(nn.Module):
 
-    def __init__(self, channels, heads, groups):
+    def __init__(self, channels, heads, groups) -> None:
         super().__init__()
         self.heads = heads
         self.norm = nn.GroupNorm(groups, channels)
@@ -106,7 +134,7 @@ class SelfAttention(nn.Module):
         self.out = AdaptableConv2d(channels, channels, 1)
         nn.init.zeros_(self.out.conv.weight)
 
-    def forward(self, x, adapter_scale=None):
+    def forward(self, x, adapter_scale=None) -> torch.Tensor:
         n, c, h, w = x.shape
         qkv = self.qkv(self.norm(x), adapter_scale).reshape(n, 3, self.heads, c // self.heads,
                                                             h * w)
@@ -119,7 +147,7 @@ class SelfAttention(nn.Module):
 class Level(nn.Module):
     """Residual blocks (and attention at the coarsest level) at one resolution."""
 
-    def __init__(self, in_channels, out_channels, blocks, config, attention):
+    def __init__(self, in_channels, out_channels, blocks, config, attention) -> None:
         super().__init__()
         groups, emb = config.group_norm_groups, config.embedding_dim
         self.blocks = nn.ModuleList(
@@ -128,7 +156,7 @@ class Level(nn.Module):
         self.attention = (SelfAttention(out_channels, config.attention_heads, groups)
                           if attention else None)
 
-    def forward(self, x, embedding, adapter_scale=None):
+    def forward(self, x, embedding, adapter_scale=None) -> torch.Tensor:
         for block in self.blocks:
             x = block(x, embedding, adapter_scale)
         if self.attention is not None:
@@ -139,7 +167,7 @@ class Level(nn.Module):
 class Denoiser(nn.Module):
     """Predicts v for the noisy target frame (v-parameterisation)."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         super().__init__()
         self.config = config = config or DenoiserConfig()
         in_channels = 3 + 3 * config.context_frames + 4
@@ -167,22 +195,23 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x_t, logsnr, context, motions, target_pose, render, context_visible,
-                render_visible, adapter_scale=None):
+    def forward(self, x_t: torch.Tensor, logsnr: torch.Tensor, cond: Conditioning,
+                flags: Flags) -> torch.Tensor:
         """
-        Predict v for ``x_t`` (N, 3, H, W).
+        Predict v for ``x_t`` (N, 3, H, W) at noise level ``logsnr`` (N,).
 
-        context (N, K, 3, H, W) and render (N, 4, H, W: RGB in [-1, 1] + mask in {0, 1}) are
-        zeroed where their visibility flag (N,) is 0, as during training with dropout.
-        adapter_scale (N,) switches LoRA updates on per sample (None: no adapters).
+        The context and motions, and the render, of ``cond`` are zeroed where their visibility
+        flag is 0, as during training with dropout; ``flags.adapter_scale`` switches LoRA
+        updates on per sample.
         """
-        context_visible = context_visible.to(x_t.dtype)
-        render_visible = render_visible.to(x_t.dtype)
-        context = context * context_visible.view(-1, 1, 1, 1, 1)
-        motions = motions * context_visible.view(-1, 1, 1)
-        render = render * render_visible.view(-1, 1, 1, 1)
-        flags = torch.stack([context_visible, render_visible], dim=-1)
-        embedding = self.embedding(logsnr, motions, target_pose, flags)
+        context_visible = flags.context_visible.to(x_t.dtype)
+        render_visible = flags.render_visible.to(x_t.dtype)
+        adapter_scale = flags.adapter_scale
+        context = cond.context * context_visible.view(-1, 1, 1, 1, 1)
+        motions = cond.motions * context_visible.view(-1, 1, 1)
+        render = cond.render * render_visible.view(-1, 1, 1, 1)
+        visible = torch.stack([context_visible, render_visible], dim=-1)
+        embedding = self.embedding(logsnr, motions, cond.target_pose, visible)
 
         h = torch.cat([x_t, context.flatten(1, 2), render], dim=1)
         h = self.stem(F.pixel_unshuffle(h, 2))

@@ -30,13 +30,13 @@ class DiffusionConfig:
         if self.sampler_steps < 1:
             raise ValueError(f'sampler_steps must be at least 1, got {self.sampler_steps}')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Diffusion:
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config or DiffusionConfig()
         c = self.config
         shift = 2.0 * math.log(c.shift)
@@ -45,16 +45,16 @@ class Diffusion:
         self._t_max = math.atan(math.exp(-0.5 * (c.logsnr_min - shift)))
         self._shift = shift
 
-    def logsnr(self, t):
+    def logsnr(self, t) -> torch.Tensor:
         """Log signal-to-noise ratio at times ``t`` in [0, 1] (0 clean, 1 pure noise)."""
         angle = self._t_min + t * (self._t_max - self._t_min)
         return -2.0 * torch.log(torch.tan(angle)) + self._shift
 
     @staticmethod
-    def alpha_sigma(logsnr):
+    def alpha_sigma(logsnr) -> tuple:
         return torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
 
-    def add_noise(self, x0, t, noise):
+    def add_noise(self, x0, t, noise) -> tuple:
         """Return (x_t, logsnr, v target) for clean ``x0`` at times ``t``."""
         logsnr = self.logsnr(t)
         alpha, sigma = (a.view(-1, 1, 1, 1) for a in self.alpha_sigma(logsnr))
@@ -62,7 +62,7 @@ class Diffusion:
         v = alpha * noise - sigma * x0
         return x_t, logsnr, v
 
-    def loss(self, predict_v, x0, generator=None):
+    def loss(self, predict_v, x0, generator=None) -> torch.Tensor:
         """V-prediction MSE at uniformly drawn noise levels; ``predict_v(x_t, logsnr)``."""
         t = torch.rand(x0.shape[0], device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
@@ -70,7 +70,7 @@ class Diffusion:
         return torch.mean((predict_v(x_t, logsnr).float() - v) ** 2)
 
     @staticmethod
-    def x0_from_composed_v(x_t, logsnr, v, prior_weight):
+    def x0_from_composed_v(x_t, logsnr, v, prior_weight) -> torch.Tensor:
         """
         Clean-sample estimate from a composed v prediction.
 
@@ -83,7 +83,7 @@ class Diffusion:
         return x_t * (alpha + (1.0 - prior_weight) * sigma ** 2 / alpha) - sigma * v
 
     @torch.no_grad()
-    def sample(self, predict, noise, steps=None):
+    def sample(self, predict, noise, steps=None) -> torch.Tensor:
         """
         Deterministic DDIM from ``noise`` to a clean sample in ``steps`` network calls.
 

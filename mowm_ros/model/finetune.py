@@ -14,8 +14,11 @@ import logging
 import threading
 
 from mowm_ros import geometry
+from mowm_ros.model.denoiser import Conditioning, Flags
 from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.lora import adapter_parameters, adapter_state, add_lora, load_adapter_state
+from mowm_ros.model.threads import background_thread_setup
+from mowm_ros.model.training import diffusion_loss, dropout_flags
 import numpy as np
 import torch
 
@@ -34,14 +37,22 @@ class FinetuneConfig:
     max_pending_steps: int = 64   # cap on the backlog when keyframes arrive faster than steps
     bf16: bool = True
     seed: int = 0
+    # The worker thread runs single-threaded and nicer than the sampler, so it never gives
+    # the process a second OpenMP team (which slows the sampler, see model/threads.py) and
+    # takes the CPU the sampler leaves. More threads: a faster step, a slower sampler.
+    torch_threads: int = 1
+    thread_nice: int = 10         # niceness added to the worker thread (Linux); 0 = none
 
     def __post_init__(self):
         if self.rank < 1 or self.batch_size < 1 or not self.steps_per_keyframe >= 0:
             raise ValueError('rank and batch_size must be >= 1, steps_per_keyframe >= 0')
+        if self.torch_threads < 1 or self.thread_nice < 0:
+            raise ValueError(f'torch_threads must be >= 1 and thread_nice >= 0, got '
+                             f'{self.torch_threads}, {self.thread_nice}')
         if not 0.0 <= self.context_dropout <= 1.0:
             raise ValueError(f'context_dropout must be in [0, 1], got {self.context_dropout}')
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
@@ -62,7 +73,7 @@ class KeyframeBatch:
     poses: np.ndarray
 
 
-def keyframe_training_inputs(keyframes, indices, context_frames, origin=None):
+def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) -> tuple:
     """
     Build (target, context, motions, target_pose) tensors for keyframes ``indices``.
 
@@ -83,7 +94,7 @@ def keyframe_training_inputs(keyframes, indices, context_frames, origin=None):
 class EpisodicFinetuner:
     """Trains adapters on a worker thread; ``latest()`` returns the newest complete set."""
 
-    def __init__(self, network, diffusion_config, config=None, origin=None):
+    def __init__(self, network, diffusion_config, config=None, origin=None) -> None:
         self.config = config or FinetuneConfig()
         self.network = copy.deepcopy(network).float().train()
         for param in self.network.parameters():
@@ -117,17 +128,17 @@ class EpisodicFinetuner:
         self.last_loss = float('nan')
 
     # --- the sampler's side -------------------------------------------------------------
-    def latest(self):
+    def latest(self) -> AdapterSet:
         return self._published
 
     @property
-    def pending_steps(self):
+    def pending_steps(self) -> int:
         """Whole gradient steps owed to the keyframes submitted so far."""
         with self._lock:
             return int(self._pending_steps)
 
     # --- feeding keyframes --------------------------------------------------------------
-    def submit(self, keyframes, new_keyframes=1):
+    def submit(self, keyframes, new_keyframes=1) -> None:
         """Hand over the whole buffer (oldest first) after ``new_keyframes`` were admitted."""
         with self._lock:
             self._keyframes = keyframes
@@ -136,14 +147,14 @@ class EpisodicFinetuner:
                                       + new_keyframes * self.config.steps_per_keyframe)
             self._lock.notify()
 
-    def start(self):
+    def start(self) -> None:
         if self._thread is None:
             self._stop = False
             self._thread = threading.Thread(target=self._run, name='episodic-finetune',
                                             daemon=True)
             self._thread.start()
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0) -> None:
         with self._lock:
             self._stop = True
             self._lock.notify()
@@ -151,12 +162,13 @@ class EpisodicFinetuner:
             self._thread.join(timeout)
             self._thread = None
 
-    def wait_idle(self, timeout=None):
+    def wait_idle(self, timeout=None) -> bool:
         """Block until every whole step owed has run (for tests and offline evaluation)."""
         with self._lock:
             return self._lock.wait_for(lambda: self._pending_steps < 1, timeout)
 
     def _run(self):
+        background_thread_setup(self.config.torch_threads, self.config.thread_nice)
         while True:
             with self._lock:
                 self._lock.wait_for(lambda: self._stop or self._pending_steps >= 1)
@@ -175,13 +187,13 @@ class EpisodicFinetuner:
                 self._lock.notify_all()
 
     # --- the work -----------------------------------------------------------------------
-    def choose_indices(self, count):
+    def choose_indices(self, count) -> np.ndarray:
         newest = list(range(max(0, count - self.config.newest_per_batch), count))
         replay = self.config.batch_size - len(newest)
         older = self.rng.integers(0, count, size=replay) if replay > 0 else []
         return np.array(newest + list(older), dtype=np.int64)
 
-    def train_step(self, keyframes):
+    def train_step(self, keyframes) -> float:
         """Run one AdamW step of the diffusion loss on the keyframes; return the loss."""
         indices = self.choose_indices(len(keyframes.rgb))
         target, context, motions, target_pose = (
@@ -189,28 +201,28 @@ class EpisodicFinetuner:
                 keyframes, indices, self.context_frames, self.origin))
         n = len(indices)
         size = target.shape[-1]
-        context_visible = (torch.rand(n, generator=self.generator, device=self.device) >=
-                           self.config.context_dropout).float()
-        render = torch.zeros(n, 4, size, size, device=self.device)
-        zeros, ones = torch.zeros(n, device=self.device), torch.ones(n, device=self.device)
-
-        def predict_v(x_t, logsnr):
-            return self.network(x_t, logsnr, context, motions, target_pose, render,
-                                context_visible, zeros, ones)
-
+        # No render (the episodic expert remembers through its adapters), adapters on.
+        flags = Flags(
+            context_visible=dropout_flags(n, self.config.context_dropout, self.device,
+                                          self.generator),
+            render_visible=torch.zeros(n, device=self.device),
+            adapter_scale=torch.ones(n, device=self.device))
+        cond = Conditioning(context=context, motions=motions, target_pose=target_pose,
+                            render=torch.zeros(n, 4, size, size, device=self.device))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = self.diffusion.loss(predict_v, target, self.generator)
+            loss = diffusion_loss(self.network, self.diffusion, target, cond, flags,
+                                  self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.steps_done += 1
         return loss.item()
 
-    def publish(self, keyframes_seen):
+    def publish(self, keyframes_seen) -> None:
         self._published = AdapterSet(self._published.version + 1, keyframes_seen,
                                      adapter_state(self.network))
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget everything learnt: initial adapters, fresh optimizer, nothing pending."""
         with self._lock:
             self._pending_steps = 0.0
@@ -224,7 +236,7 @@ class EpisodicFinetuner:
             self._published = AdapterSet(self._published.version + 1, 0,
                                          adapter_state(self.network))
 
-    def load(self, weights, keyframes_seen=0):
+    def load(self, weights, keyframes_seen=0) -> None:
         """Restore adapters saved with the memory (a complete set) and publish them."""
         with self._lock:
             self._generation += 1

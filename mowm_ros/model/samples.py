@@ -9,14 +9,14 @@ from PIL import Image
 import torch
 
 
-def to_uint8(images):
+def to_uint8(images) -> np.ndarray:
     """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
     array = ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte()
     return array.permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
-def sample_strip(model, diffusion, target, cond, path, bf16=True, steps=4, seed=0):
+def sample_strip(model, diffusion, target, cond, path, bf16=True, steps=4, seed=0) -> Path:
     """Write one row per sample: last context | render | short-term | +spatial | truth."""
     evaluators = {DENOISER: DenoiserEvaluator(model, torch.bfloat16 if bf16 else None)}
     columns = [to_uint8(cond.context[:, -1]), to_uint8(cond.render[:, :3])]

@@ -16,15 +16,16 @@ from pathlib import Path
 import time
 
 from mowm_ros.model import checkpoint
-from mowm_ros.model.denoiser import Denoiser, DenoiserConfig
+from mowm_ros.model.denoiser import Conditioning, Denoiser, DenoiserConfig, Flags
 from mowm_ros.model.diffusion import Diffusion, DiffusionConfig
-from mowm_ros.model.experts import Conditioning
+from mowm_ros.model.samples import sample_strip
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 import yaml
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,20 @@ class TrainConfig:
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         values = asdict(self)
         values['denoiser'] = self.denoiser.to_dict()
         return values
 
 
-def load_train_config(path, overrides=None):
+def load_train_config(path, overrides=None) -> TrainConfig:
     """Read a YAML training config; unknown keys are errors, not silently ignored."""
     values = yaml.safe_load(Path(path).read_text()) or {}
     values.update(overrides or {})
     return train_config_from_dict(values, source=str(path))
 
 
-def train_config_from_dict(values, source='config'):
+def train_config_from_dict(values, source='config') -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -81,7 +82,7 @@ def train_config_from_dict(values, source='config'):
     return TrainConfig(**values)
 
 
-def batch_to_model_inputs(batch, device):
+def batch_to_model_inputs(batch, device) -> tuple:
     """Return (target, Conditioning) from a dataset batch."""
     target = batch['target'].to(device, non_blocking=True)
     render = torch.cat([batch['render_rgb'], batch['render_mask']], dim=1)
@@ -92,19 +93,19 @@ def batch_to_model_inputs(batch, device):
     return target, cond
 
 
-def diffusion_loss(network, diffusion, target, cond, context_visible, render_visible,
-                   generator=None, adapter_scale=None):
-    def predict_v(x_t, logsnr):
-        return network(x_t, logsnr, cond.context, cond.motions, cond.target_pose, cond.render,
-                       context_visible, render_visible, adapter_scale)
-    return diffusion.loss(predict_v, target, generator)
+def diffusion_loss(network, diffusion: Diffusion, target: torch.Tensor, cond: Conditioning,
+                   flags: Flags, generator=None) -> torch.Tensor:
+    """Return the v-prediction loss of ``network`` on clean ``target`` frames."""
+    return diffusion.loss(lambda x_t, logsnr: network(x_t, logsnr, cond, flags), target,
+                          generator)
 
 
-def dropout_flags(batch_size, probability, device, generator=None):
+def dropout_flags(batch_size: int, probability: float, device, generator=None) -> torch.Tensor:
+    """Return (batch_size,) visibility flags, each 0 with ``probability``, else 1."""
     return (torch.rand(batch_size, device=device, generator=generator) >= probability).float()
 
 
-def learning_rate_at(step, config):
+def learning_rate_at(step, config) -> float:
     """Linear warm-up, then constant (the schedule of the method's reference configs)."""
     return config.learning_rate * min(1.0, (step + 1) / max(1, config.warmup_steps))
 
@@ -112,7 +113,7 @@ def learning_rate_at(step, config):
 class Distributed:
     """Rank, world size and device for a plain run or one started by torchrun."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.world_size = int(os.environ.get('WORLD_SIZE', '1'))
         self.rank = int(os.environ.get('RANK', '0'))
         self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
@@ -125,17 +126,17 @@ class Distributed:
             dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         return self.rank == 0
 
-    def close(self):
+    def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
 class Trainer:
 
-    def __init__(self, config, train_set, val_set):
+    def __init__(self, config, train_set, val_set) -> None:
         self.config = config
         self.dist = Distributed()
         self.device = self.dist.device
@@ -166,7 +167,7 @@ class Trainer:
         decay = min(self.config.ema_decay, (1.0 + n) / (10.0 + n))
         return decay * averaged + (1.0 - decay) * current
 
-    def initialize_from(self, directory):
+    def initialize_from(self, directory) -> None:
         """Start the network and its EMA from a checkpoint's weights (fresh optimizer)."""
         path = Path(directory) / checkpoint.WEIGHTS_FILE
         state = checkpoint.load_file(str(path))
@@ -174,7 +175,7 @@ class Trainer:
         checkpoint.load_weights(self.ema.module, state, path)
         log.info('initialized weights from %s', directory)
 
-    def resume(self):
+    def resume(self) -> bool:
         """Continue from out_dir/last when it exists; return whether it did."""
         last = self.out_dir / 'last'
         if not (last / checkpoint.TRAINING_STATE_FILE).exists():
@@ -191,16 +192,15 @@ class Trainer:
         log.info('resumed from %s at step %d', last, self.step)
         return True
 
-    def train_step(self, batch):
+    def train_step(self, batch) -> tuple:
         target, cond = batch_to_model_inputs(batch, self.device)
         n = target.shape[0]
-        context_visible = dropout_flags(n, self.config.context_dropout, self.device)
-        render_visible = dropout_flags(n, self.config.render_dropout, self.device)
+        flags = Flags(context_visible=dropout_flags(n, self.config.context_dropout, self.device),
+                      render_visible=dropout_flags(n, self.config.render_dropout, self.device))
         for group in self.optimizer.param_groups:
             group['lr'] = learning_rate_at(self.step, self.config)
         with self.autocast:
-            loss = diffusion_loss(self.network, self.diffusion, target, cond, context_visible,
-                                  render_visible)
+            loss = diffusion_loss(self.network, self.diffusion, target, cond, flags)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
@@ -211,7 +211,7 @@ class Trainer:
         return loss.item(), grad_norm.item()
 
     @torch.no_grad()
-    def validation_loss(self):
+    def validation_loss(self) -> dict:
         """Mean v-loss of the EMA network on fixed noise, with and without the render."""
         if self.val_set is None or len(self.val_set) == 0:
             return {}
@@ -228,12 +228,12 @@ class Trainer:
             for key, render_visible in (('val_loss', ones), ('val_loss_no_render', 0 * ones)):
                 generator.manual_seed(1234 + index)
                 with self.autocast:
-                    loss = diffusion_loss(model, self.diffusion, target, cond, ones,
-                                          render_visible, generator)
+                    loss = diffusion_loss(model, self.diffusion, target, cond,
+                                          Flags(ones, render_visible), generator)
                 totals[key].append(loss.item())
         return {k: float(np.mean(v)) for k, v in totals.items() if v}
 
-    def save(self, name='last'):
+    def save(self, name='last') -> None:
         directory = self.out_dir / name
         extra = {'training': {'step': self.step, 'config': self.config.to_dict(),
                               'history': self.history[-20:]}}
@@ -247,9 +247,8 @@ class Trainer:
                                         'history': self.history},
                                        {f'rng.rank{self.dist.rank}': torch.get_rng_state()})
 
-    def fit(self, progress=True):
+    def fit(self, progress=True) -> list:
         """Train until config.steps or config.max_minutes; checkpoints allow resuming."""
-        from tqdm import tqdm
         config = self.config
         start = time.monotonic()
         bar = tqdm(total=config.steps, initial=self.step, desc='train',
@@ -288,16 +287,15 @@ class Trainer:
             dist.barrier()
         return self.history
 
-    def record_validation(self):
+    def record_validation(self) -> None:
         metrics = self.validation_loss()
         if metrics:
             self.history.append({'step': self.step, **metrics})
             log.info('step %d: %s', self.step, json.dumps(metrics))
             self.write_samples()
 
-    def write_samples(self, count=6):
+    def write_samples(self, count=6) -> Path:
         """Save a PNG strip: last context frame, render, predictions, ground truth."""
-        from mowm_ros.model.samples import sample_strip
         batch = next(iter(DataLoader(self.val_set, batch_size=count, shuffle=False)))
         target, cond = batch_to_model_inputs(batch, self.device)
         path = self.out_dir / 'samples' / f'step_{self.step:07d}.png'
@@ -306,7 +304,7 @@ class Trainer:
         return path
 
 
-def split_indices(count, val_fraction, seed):
+def split_indices(count, val_fraction, seed) -> tuple:
     """Deterministic train/validation split of ``count`` items."""
     order = np.random.default_rng(seed).permutation(count)
     n_val = int(math.ceil(count * val_fraction)) if val_fraction > 0 else 0

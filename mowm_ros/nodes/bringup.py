@@ -13,19 +13,19 @@ The path follower (on ``world_model/best_path``) starts with the simulated robot
 import argparse
 import sys
 
+from mowm_ros.nodes.path_follower import PathFollowerNode
+from mowm_ros.nodes.runtime import run_nodes
+from mowm_ros.nodes.sim_robot import SimRobot
+from mowm_ros.nodes.world_model_node import WorldModelNode
 from rclpy.utilities import remove_ros_args
 
 
 def node_factories(use_sim, follow_path=None):
     """Return the node factories; ``follow_path`` None means: with the simulated robot."""
-    from mowm_ros.nodes.world_model_node import WorldModelNode
     factories = [WorldModelNode]
     if use_sim:
-        from mowm_ros.nodes.sim_robot import SimRobot
         factories.insert(0, SimRobot)
     if use_sim if follow_path is None else follow_path:
-        from mowm_ros.nodes.path_follower import PathFollowerNode
-
         def path_follower():
             return PathFollowerNode(cli_args=['--ros-args', '-r', 'path:=world_model/best_path'])
         factories.append(path_follower)
@@ -33,7 +33,6 @@ def node_factories(use_sim, follow_path=None):
 
 
 def main(args=None):
-    from mowm_ros.nodes.runtime import run_nodes
     args = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog='mowm_bringup', description=__doc__.split('\n')[1])
     parser.add_argument('--no-sim', action='store_true',

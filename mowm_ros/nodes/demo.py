@@ -15,13 +15,15 @@ from pathlib import Path
 import threading
 import time
 
-from mowm_ros.data.maze_robot import CAMERA_MOUNT
+from mowm_ros.extrinsics import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
+from mowm_ros.nodes.rerun_view import open_recording, RerunView
 from mowm_ros.nodes.sim_robot import SimRobot
 from mowm_ros.nodes.world_model_node import RELIABLE_2, WorldModelNode
 from mowm_ros.planning.paths import base_yaw
 from nav_msgs.msg import Odometry, Path as PathMsg
 import numpy as np
+from PIL import Image as PILImage
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -29,6 +31,10 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from skimage.metrics import peak_signal_noise_ratio
+
+
+# How long the summary waits for the node to catch up with the end of the route.
+DRAIN_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -44,11 +50,12 @@ class DemoConfig:
     revisit_radius: float = 0.6    # metres
     revisit_yaw: float = 0.5       # radians
     revisit_gap_s: float = 15.0
-    # Memory Maze's robot covers about 0.37 m per 0.25 s step: sparser keyframes than the
+    # Memory Maze's robot covers about 0.5 m per 0.25 s step: sparser keyframes than the
     # node's defaults (made for slower robots) keep test-time finetuning in step on 2 cores.
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6
     live: bool = False             # run until Ctrl-C (no step limit)
+    view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
     rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
     strip_samples: int = 8
 
@@ -70,10 +77,9 @@ class DemoMonitor(Node):
         self.frames = {}            # stamp -> rgb uint8 (64x64)
         self.poses = []             # (stamp, x, y, yaw)
         self.predictions = []       # (stamp of the predicted view, rgb, predicted base pose)
-        self.paths = {}             # stamp of the first pose -> base pose
+        self.paths = {}             # stamp of the first pose -> (base pose, stamp made from)
         self.frames_seen = 0
         self.first_prediction = None
-        self.interval_ns = int(config.frame_interval_s * 1e9)
         self.create_subscription(Image, 'camera/image_raw', self.on_frame,
                                  qos_profile_sensor_data)
         self.create_subscription(Odometry, 'odom', self.on_odometry, qos_profile_sensor_data)
@@ -97,8 +103,11 @@ class DemoMonitor(Node):
     def on_path(self, msg):
         if msg.poses:
             stamp = conversions.stamp_to_ns(msg.poses[0].header.stamp)
+            # The header stamp is the moment the prediction was made from: no frame it used
+            # is newer (see WorldModelNode._predict).
+            made_at = conversions.stamp_to_ns(msg.header.stamp)
             with self.lock:
-                self.paths[stamp] = conversions.pose_msg_to_matrix(msg.poses[0].pose)
+                self.paths[stamp] = (conversions.pose_msg_to_matrix(msg.poses[0].pose), made_at)
 
     def on_prediction(self, msg):
         with self.lock:
@@ -129,9 +138,10 @@ class DemoMonitor(Node):
 
         The robot's real motion differs from the extrapolated one, so the truth of a
         predicted view is the frame the robot took closest to that pose (within
-        ``max_distance`` metres and ``max_turn`` radians) among the frames the model had not
-        seen yet, up to ``window_s`` after the predicted time; the baseline guess is the
-        newest frame the model had seen.
+        ``max_distance`` metres and ``max_turn`` radians) among the frames taken after the
+        moment the prediction was made from (its path's header stamp: no frame the model used
+        is newer), up to ``window_s`` after the predicted time; the baseline guess is the
+        newest frame taken at or before that moment.
         """
         with self.lock:
             frames, poses = dict(self.frames), sorted(self.poses)
@@ -143,9 +153,8 @@ class DemoMonitor(Node):
         for stamp, predicted in predictions:
             if stamp not in paths or not len(pose_array):
                 continue
-            target = paths[stamp]
+            target, made_at = paths[stamp]
             x, y, yaw = target[0, 3], target[1, 3], base_yaw(target)
-            made_at = stamp - self.interval_ns          # the newest frame the model had
             near = (times > made_at) & (times <= stamp + int(window_s * 1e9))
             distance = np.hypot(pose_array[:, 0] - x, pose_array[:, 1] - y)
             turn = np.abs((pose_array[:, 2] - yaw + np.pi) % (2 * np.pi) - np.pi)
@@ -196,7 +205,6 @@ def summarise(comparisons, monitor, world_model, wall_s):
 
 
 def write_strip(comparisons, path, count):
-    from PIL import Image as PILImage
     revisits = [c for c in comparisons if c['revisit']] or comparisons
     if not revisits:
         return None
@@ -216,7 +224,7 @@ def write_strip(comparisons, path, count):
 def write_cloud(world_model, path):
     if len(world_model.model.spatial) == 0:      # nothing to write (an RGB-only camera)
         return None
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import, only for this export
     o3d.t.io.write_point_cloud(str(path), world_model.model.spatial.to_open3d())
     return path
 
@@ -225,6 +233,7 @@ def run_demo(config, log=print):
     """Run the robot, the world model and the monitor; write out_dir; return the summary."""
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    recording = open_recording(out / 'demo.rrd', config.view_port, log)   # None: no rerun
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -245,7 +254,9 @@ def run_demo(config, log=print):
         Parameter('use_depth', value=not config.rgb_only),
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
     monitor = DemoMonitor(config, context=context)
-    nodes = [robot, world_model, monitor]
+    view = recording and RerunView(recording, context=context, parameter_overrides=[
+        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+    nodes = [robot, world_model, monitor] + ([view] if view else [])
     for node in nodes:
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -263,7 +274,11 @@ def run_demo(config, log=print):
                 log(f'  {monitor.frames_seen} frames, {world_model.predictions_published} '
                     f'predictions, {len(world_model.model.spatial)} memory points, '
                     f'{len(world_model.model.episodic)} keyframes')
-        time.sleep(2 * config.prediction_period_s)
+                if view and config.live:
+                    view.log_scores(monitor.score())
+        if not config.live and not wait_for_the_node(robot, world_model, DRAIN_TIMEOUT_S):
+            log(f'demo: the world model had not observed the last frame and predicted from it '
+                f'{DRAIN_TIMEOUT_S:g} s after the route ended; summarising what it did')
     except KeyboardInterrupt:
         pass
     finally:
@@ -271,6 +286,8 @@ def run_demo(config, log=print):
         executor.shutdown(timeout_sec=5.0)
         spinner.join(timeout=5.0)
         comparisons = monitor.score()
+        if view:
+            view.log_scores(comparisons)
         summary = summarise(comparisons, monitor, world_model, wall)
         summary['config'] = asdict(config)
         write_strip(comparisons, out / 'revisits.png', config.strip_samples)
@@ -283,6 +300,24 @@ def run_demo(config, log=print):
         rclpy.try_shutdown(context=context)
     (out / 'metrics.json').write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def wait_for_the_node(robot, world_model, timeout_s):
+    """
+    Wait, after the route, for the node to observe the last frame and predict once more.
+
+    Return whether it did within ``timeout_s``. The robot runs in real time and the node as fast as the machine lets it, so on a busy
+    machine it is still working when the route ends: the summary waits for it, not for a time.
+    """
+    last_stamp = robot.previous[1] if robot.previous is not None else None
+    published = world_model.predictions_published
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        observed = last_stamp is None or (world_model.last_observed_stamp or 0) >= last_stamp
+        if observed and world_model.predictions_published > published:
+            return world_model.observer.wait_idle(timeout=max(0.0, deadline - time.monotonic()))
+        time.sleep(0.05)
+    return False
 
 
 def format_summary(summary):

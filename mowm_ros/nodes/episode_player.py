@@ -8,6 +8,7 @@ depth), ``camera/camera_info`` and ``odom`` (the base pose derived from the came
 
 from mowm_ros import geometry
 from mowm_ros.data.episode import load_episode
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.runtime import run_nodes
 from nav_msgs.msg import Odometry
@@ -15,18 +16,6 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-
-# Camera optical frame in the base frame: level camera, x y z then quaternion x y z w.
-DEFAULT_EXTRINSICS = [0.0, 0.0, 0.0] + geometry.quaternion_xyzw_from_matrix(
-    geometry.R_BODY_FROM_OPTICAL).tolist()
-
-
-def extrinsics_matrix(values):
-    """4x4 base <- camera optical from [x, y, z, qx, qy, qz, qw]."""
-    if len(values) != 7:
-        raise ValueError(
-            f'camera_extrinsics needs 7 values [x y z qx qy qz qw], got {len(values)}')
-    return geometry.make_pose(geometry.matrix_from_quaternion_xyzw(values[3:]), values[:3])
 
 
 def camera_publishers(node):
@@ -47,7 +36,8 @@ class EpisodePlayer(Node):
         self.declare_parameter('camera_frame', 'camera_optical_frame')
         self.declare_parameter('odom_frame', 'odom')
         self.declare_parameter('base_frame', 'base_link')
-        self.declare_parameter('camera_extrinsics', DEFAULT_EXTRINSICS)
+        # Recorded Memory Maze episodes come from the maze camera: its mount by default.
+        self.declare_parameter('camera_extrinsics', list(DEFAULT_EXTRINSICS))
 
         path = self.get_parameter('episode').value
         if not path:
@@ -58,7 +48,8 @@ class EpisodePlayer(Node):
         self.base_frame = self.get_parameter('base_frame').value
         self.loop = self.get_parameter('loop').value
         camera_from_base = geometry.invert_pose(
-            extrinsics_matrix(self.get_parameter('camera_extrinsics').value))
+            extrinsics_matrix(self.get_parameter('camera_extrinsics').value,
+                              'camera_extrinsics'))
         self.base_poses = self.episode.pose @ camera_from_base
 
         self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = camera_publishers(self)

@@ -3,11 +3,16 @@
 
 Where ``nav2_simple_commander`` is importable (a ROS 2 distribution with Nav2), every
 ``best_path`` (nav_msgs/Path, remap it to ``/world_model/best_path``) is sent to Nav2 through
-``BasicNavigator.followPath``; a newer path replaces the one being followed. Without Nav2 the
-executable says what it needs and exits with status 1.
+``BasicNavigator.followPath``; a newer path replaces the one being followed, and an empty one
+(the world model publishes it when the goal is reached or cancelled) cancels FollowPath, so
+the robot stops. Without Nav2 the executable says what it needs and exits with status 1.
 """
 
 import sys
+
+from nav_msgs.msg import Path
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 NAV2_MISSING = ('mowm_nav2_bridge needs Nav2: nav2_simple_commander is not importable. '
                 'Install Nav2 (e.g. apt install ros-$ROS_DISTRO-nav2-simple-commander) and '
@@ -16,29 +21,51 @@ NAV2_MISSING = ('mowm_nav2_bridge needs Nav2: nav2_simple_commander is not impor
 
 def nav2_available():
     try:
-        import nav2_simple_commander.robot_navigator  # noqa: F401
+        import nav2_simple_commander.robot_navigator  # noqa: F401 - lazy: optional Nav2
     except ImportError:
         return False
     return True
+
+
+class PathRelay:
+    """
+    Relay best paths to a navigator with ``followPath(path)`` and ``cancelTask()``.
+
+    ``BasicNavigator`` is one; ``relay.subscribe(node)`` listens on ``best_path``. A path with
+    poses is followed (replacing the one before); an empty path cancels the path being
+    followed, and is ignored when none is.
+    """
+
+    def __init__(self, navigator, logger):
+        self.navigator = navigator
+        self.logger = logger
+        self.following = False
+
+    def subscribe(self, node):
+        # Reliable like the world model's publisher: an empty path must not be lost.
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        return node.create_subscription(Path, 'best_path', self, qos)
+
+    def __call__(self, path):
+        if path.poses:
+            self.logger.info(f'following a best path of {len(path.poses)} poses')
+            self.navigator.followPath(path)
+            self.following = True
+        elif self.following:
+            self.logger.info('empty best path (goal reached or cancelled): cancelling FollowPath')
+            self.navigator.cancelTask()
+            self.following = False
 
 
 def main(args=None):
     if not nav2_available():
         print(NAV2_MISSING, file=sys.stderr)
         sys.exit(1)
-    import rclpy
-    from nav2_simple_commander.robot_navigator import BasicNavigator
-    from nav_msgs.msg import Path
+    from nav2_simple_commander.robot_navigator import BasicNavigator  # lazy: optional Nav2
 
     rclpy.init(args=args)
     navigator = BasicNavigator(node_name='mowm_nav2_bridge')
-
-    def follow(path):
-        if path.poses:
-            navigator.get_logger().info(f'following a best path of {len(path.poses)} poses')
-            navigator.followPath(path)
-
-    navigator.create_subscription(Path, 'best_path', follow, 1)
+    PathRelay(navigator, navigator.get_logger()).subscribe(navigator)
     try:
         rclpy.spin(navigator)
     except KeyboardInterrupt:

@@ -76,6 +76,7 @@ class PathFollowerNode(Node):
         self.state = 'no path'
         self.stop_periods_left = 0
         self.commands_published = 0
+        self.ticks = 0            # control periods run
         self.paths_received = 0
         self.paths_completed = 0
         self.rejected = {}
@@ -134,6 +135,7 @@ class PathFollowerNode(Node):
         return None
 
     def _tick(self):
+        self.ticks += 1
         now = time.monotonic()
         reason = self._why_stopped(now)
         if reason is None:

@@ -22,9 +22,9 @@ from geometry_msgs.msg import Twist
 from mowm_ros import geometry
 from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
 from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import (camera_publishers, DEFAULT_EXTRINSICS,
-                                           extrinsics_matrix)
+from mowm_ros.nodes.episode_player import camera_publishers
 from mowm_ros.nodes.runtime import run_nodes
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -43,7 +43,7 @@ PARAMETERS = {
     'rate_hz': 1e9 / CONTROL_PERIOD_NS, 'mode': 'cmd_vel', 'max_steps': 0,
     'cmd_vel_timeout': 0.5, 'forward_threshold': 0.05, 'turn_threshold': 0.1,
     'camera_frame': 'camera_optical_frame', 'odom_frame': 'odom', 'base_frame': 'base_link',
-    'camera_extrinsics': DEFAULT_EXTRINSICS,
+    'camera_extrinsics': list(DEFAULT_EXTRINSICS),  # as in config/sim_robot.yaml: the true mount
 }
 
 
@@ -86,7 +86,7 @@ class SimRobot(Node):
         self.odom_frame = params['odom_frame']
         self.base_frame = params['base_frame']
         self.camera_from_base = geometry.invert_pose(
-            extrinsics_matrix(params['camera_extrinsics']))
+            extrinsics_matrix(params['camera_extrinsics'], 'camera_extrinsics'))
         self.period = 1.0 / float(params['rate_hz'])
 
         try:

@@ -22,25 +22,29 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
+from mowm_ros.data.resize import to_model_frame
+from mowm_ros.device import check_device
+from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.model import checkpoint
-from mowm_ros.model.frames import to_model_frame
+from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.episode_player import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
+from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
 from mowm_ros.planning.agreement import memory_agreement
-from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig,
-                                         world_model_imagine, world_model_keyframes)
+from mowm_ros.planning.navigator import (ImageGoalNavigator, NavigatorConfig, world_model_imagine,
+                                         world_model_keyframes)
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
 from mowm_ros.world_model import Frame, spatial_config_for, WorldModel, WorldModelConfig
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
@@ -50,14 +54,14 @@ from visualization_msgs.msg import Marker, MarkerArray
 PARAMETERS = {
     'checkpoint': '', 'device': 'auto', 'sampler_steps': 4, 'horizon': 4,
     'frame_interval_s': 0.5, 'prediction_period_s': 1.0,
-    'experts': ['short_term', 'episodic', 'spatial'], 'composition': 'contrastive',
-    'weight_short_term': 1.0, 'weight_episodic': 1.0, 'weight_spatial': 2.0,
+    'experts': list(EXPERT_NAMES), 'composition': 'contrastive',
+    **{f'weight_{name}': weight for name, weight in DEFAULT_WEIGHTS.items()},
     'finetune': True, 'max_points': 1_000_000, 'voxel_size': 0.0, 'keyframe_capacity': 1000,
     'keyframe_min_translation': 0.3, 'keyframe_min_rotation': 0.35, 'snapshot_dir': '',
     'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
     'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
     'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
-    'camera_extrinsics': DEFAULT_EXTRINSICS, 'base_frame': 'base_link',
+    'camera_extrinsics': list(DEFAULT_EXTRINSICS), 'base_frame': 'base_link',
     'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
     'goal_experts': ['short_term', 'spatial'], 'goal_sampler_steps': 2,
     'goal_time_budget_s': 10.0, 'goal_replan_period_s': 2.0, 'goal_max_candidates': 256,
@@ -65,10 +69,6 @@ PARAMETERS = {
     'goal_robot_radius_m': 0.3,
 }
 
-RELIABLE_2 = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE_S = 5.0
 PARKED_FRAMES = 16     # frames waiting for odometry at their stamp (0.27 s of a 60 Hz camera)
 OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 Hz camera
@@ -91,7 +91,6 @@ _AT_LEAST = {'sampler_steps': 1, 'horizon': 1, 'max_points': 1, 'keyframe_capaci
              'goal_approach_distance_m': 0.0, 'goal_robot_radius_m': 0.0}
 _POSITIVE = ('frame_interval_s', 'prediction_period_s', 'memory_period_s', 'max_odom_gap_s',
              'costmap_resolution', 'goal_arrive_distance_m')
-_EXPERTS = ('short_term', 'episodic', 'spatial')
 
 
 def check_parameter(name, value):
@@ -102,15 +101,20 @@ def check_parameter(name, value):
         return f'{name} must be >= {_AT_LEAST[name]}, got {value}'
     if name in _POSITIVE and not value > 0:
         return f'{name} must be > 0, got {value}'
-    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(_EXPERTS)):
-        return f'{name} must be a non-empty subset of {list(_EXPERTS)}, got {list(value)}'
+    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(EXPERT_NAMES)):
+        return f'{name} must be a non-empty subset of {list(EXPERT_NAMES)}, got {list(value)}'
     if name == 'composition' and value not in ('contrastive', 'naive'):
         return f"composition must be 'contrastive' or 'naive', got {value!r}"
-    if name == 'device' and value not in ('auto', 'cpu') and not value.startswith('cuda'):
-        return f"device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}"
-    if name == 'camera_extrinsics' and (
-            len(value) != 7 or not all(math.isfinite(v) for v in value)):
-        return f'camera_extrinsics must be 7 finite values [x y z qx qy qz qw], got {list(value)}'
+    if name == 'device':
+        try:
+            check_device(value)
+        except ValueError as exc:
+            return str(exc)
+    if name == 'camera_extrinsics':
+        try:
+            extrinsics_matrix(value, name)
+        except ValueError as exc:
+            return str(exc)
     if name in ('odom_frame', 'base_frame') and not value:
         return f'{name} must not be empty'
     if name == 'snapshot_dir' and value and os.path.exists(os.path.expanduser(value)) \
@@ -144,8 +148,7 @@ def model_config_from(params):
         checkpoint=directory, device=params['device'],
         sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
-        weights={'short_term': params['weight_short_term'],
-                 'episodic': params['weight_episodic'], 'spatial': params['weight_spatial']},
+        weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
 
 
@@ -315,7 +318,7 @@ class WorldModelNode(Node):
     def _tf_buffer(self):
         """Return a tf2 buffer where tf2_ros is installed (a ROS distribution), else None."""
         try:
-            import tf2_ros
+            import tf2_ros  # lazy: optional, from a ROS distribution
         except ImportError:
             return None
         buffer = tf2_ros.Buffer()
@@ -324,7 +327,6 @@ class WorldModelNode(Node):
 
     def _extrinsics_from_tf(self, camera_frame):
         """Replace camera_extrinsics by TF's base_frame <- camera_frame once it is known."""
-        from rclpy.time import Time
         try:
             transform = self.tf_buffer.lookup_transform(self.params['base_frame'], camera_frame,
                                                         Time())
@@ -345,7 +347,7 @@ class WorldModelNode(Node):
     def _subscribe_with_message_filters(self):
         """Pair colour and depth with message_filters where it is installed; return whether."""
         try:
-            import message_filters
+            import message_filters  # lazy: optional, from a ROS distribution
         except ImportError:
             return False
         subscribers = [message_filters.Subscriber(self, Image, topic,
@@ -493,9 +495,14 @@ class WorldModelNode(Node):
                                 throttle_duration_sec=LOG_THROTTLE_S)
 
     # --- prediction ------------------------------------------------------------------
-    def future_base_poses(self):
-        """Return (base poses, source): along a fresh plan, else the current velocity."""
-        latest = self.odometry.latest()
+    def future_base_poses(self, latest=None):
+        """
+        Return (base poses, source): along a fresh plan, else the current velocity.
+
+        The poses start from ``latest`` ((stamp, base pose); by default the newest odometry)
+        and lie ``frame_interval_s`` apart in time from its stamp on.
+        """
+        latest = self.odometry.latest() if latest is None else latest
         if latest is None:
             return None, None
         _, pose = latest
@@ -516,19 +523,30 @@ class WorldModelNode(Node):
             'velocity'
 
     def _request_prediction(self):
-        if self.model.context_ready and self.last_observed_stamp is not None:
-            poses, source = self.future_base_poses()
-            if poses is not None:
-                self.predictor.submit((poses, source, self.last_observed_stamp))
+        if self.model.context_ready and self.odometry.latest() is not None:
+            self.predictor.submit(time.monotonic())
 
-    def _predict(self, request):
-        base_poses, source, stamp = request
+    def _predict(self, requested):
+        """
+        Predict from one moment: the context and memory view, then the newest odometry.
+
+        The rollout sees nothing observed after it starts; the future poses are extrapolated
+        from the odometry taken with it, and stamped from the later of that odometry's stamp
+        and the newest frame in the context (``~/predicted/path``'s header carries it), so no
+        prediction is stamped before information it used.
+        """
         start = time.perf_counter()
-        result = self.model.imagine(base_poses @ self.base_from_camera)
+        state = self.model.rollout_state()
+        latest = self.odometry.latest()
+        if latest is None:
+            return                                  # reset meanwhile
+        base_poses, source = self.future_base_poses(latest)
+        made_at = max(latest[0], state.stamp)
+        result = self.model.imagine(base_poses @ self.base_from_camera, state=state)
         self.latency_ms.append(1000 * (time.perf_counter() - start) / len(base_poses))
         self.latency_ms = self.latency_ms[-50:]
         interval = int(self.params['frame_interval_s'] * 1e9)
-        stamps = [stamp + (i + 1) * interval for i in range(len(base_poses))]
+        stamps = [made_at + (i + 1) * interval for i in range(len(base_poses))]
         images = result.images[0]
         size = images.shape[1]
         self.image_pub.publish(conversions.rgb_to_image(images[0], self.camera_frame,
@@ -537,11 +555,12 @@ class WorldModelNode(Node):
             result.intrinsics, (size, size), self.camera_frame, stamps[0]))
         self.mosaic_pub.publish(conversions.rgb_to_image(mosaic(images), self.camera_frame,
                                                          stamps[0]))
-        self.path_pub.publish(conversions.poses_to_path(base_poses, self.params['odom_frame'],
-                                                        stamps))
+        path = conversions.poses_to_path(base_poses, self.params['odom_frame'], stamps)
+        path.header.stamp = conversions.ns_to_stamp(made_at)
+        self.path_pub.publish(path)
         self.predictions_published += 1
         self.last_prediction_source = source
-        rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera)
+        rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)
         self.agreement_pub.publish(Float32(data=self.last_agreement.score))
 
@@ -770,6 +789,7 @@ class WorldModelNode(Node):
                 f'{np.median(self.latency_ms):.0f}' if self.latency_ms else 'n/a',
             'dropped prediction requests': self.predictor.dropped,
             'dropped observations': self.observer.dropped,
+            'observation queue': self.observer.pending + int(self.observer.busy),
             'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
         })

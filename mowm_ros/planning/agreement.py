@@ -19,7 +19,7 @@ class Agreement:
     coverage: float   # share of the views' pixels the memory covers
 
 
-def memory_agreement(predicted, rendered, covered, min_coverage=0.02):
+def memory_agreement(predicted, rendered, covered, min_coverage=0.02) -> Agreement:
     """
     Score ``predicted`` (N, S, S, 3) uint8 against memory renders ``rendered`` (same shape).
 

@@ -22,10 +22,13 @@ import numpy as np
 
 @dataclass
 class PathFollowerConfig:
-    lookahead_m: float = 0.6           # distance along the path to the point aimed at
+    # The defaults are those of config/path_follower.yaml (the node's defaults too): tuned for
+    # the simulated Memory Maze robot, whose discrete steps are 0.5 m and 0.32 rad, and used by
+    # the closed navigation loop over DDS (test_nav_loop_dds.py).
+    lookahead_m: float = 0.8           # distance along the path to the point aimed at
     max_speed: float = 0.5             # m/s
-    max_turn_rate: float = 1.0         # rad/s
-    goal_tolerance_m: float = 0.3      # done within this distance of the last point
+    max_turn_rate: float = 1.2         # rad/s
+    goal_tolerance_m: float = 0.4      # done within this distance of the last point
     heading_gain: float = 2.0          # turn rate per radian of heading error, in place
     turn_in_place_angle: float = 0.8   # rad: a larger heading error turns without driving
     search_window_m: float = 1.5       # how far progress may advance in one call
@@ -41,7 +44,7 @@ class PathFollowerConfig:
                              f'{self.turn_in_place_angle}')
 
 
-def path_positions(path):
+def path_positions(path) -> np.ndarray:
     """
     Return the (N, 2) positions of ``path``: (N, 4, 4) base poses or (N, 2) positions.
 
@@ -70,22 +73,22 @@ def path_positions(path):
 class PathFollower:
     """Follow one path at a time with pure pursuit; see the module docstring."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None) -> None:
         self.config = config or PathFollowerConfig()
         self._positions = None
         self._cumulative = None
         self.progress = 0.0            # metres along the current path
 
     @property
-    def path_length(self):
+    def path_length(self) -> float:
         return float(self._cumulative[-1]) if self._cumulative is not None else 0.0
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the current path: the next one starts from the point nearest the robot."""
         self._positions = self._cumulative = None
         self.progress = 0.0
 
-    def command(self, base_pose, path):
+    def command(self, base_pose, path) -> tuple:
         """Return (linear_x m/s, angular_z rad/s, done) for the robot at ``base_pose``."""
         pose = np.asarray(base_pose, dtype=np.float64)
         if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):

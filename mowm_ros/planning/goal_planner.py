@@ -44,7 +44,7 @@ class Plan:
     seconds: float
 
 
-def rollout(start, controls, step_s):
+def rollout(start, controls, step_s) -> np.ndarray:
     """Return base poses (N, H, 4, 4) after each control of ``controls`` (N, H, 2) from start."""
     controls = np.asarray(controls, dtype=np.float64)
     x0, y0, yaw0, z = start[0, 3], start[1, 3], base_yaw(start), start[2, 3]
@@ -64,7 +64,7 @@ def rollout(start, controls, step_s):
     return out
 
 
-def image_distance(images, goal):
+def image_distance(images, goal) -> np.ndarray:
     """Mean squared difference in [0, 1] of images (N, S, S, 3) to goal (S, S, 3), uint8."""
     diff = np.asarray(images, np.float32) / 255.0 - np.asarray(goal, np.float32)[None] / 255.0
     return (diff ** 2).mean(axis=(1, 2, 3))
@@ -77,13 +77,13 @@ class GoalPlanner:
     ``penalty(base_poses, images) -> (N,)``, when given, is added to each candidate's cost.
     """
 
-    def __init__(self, imagine, config=None, penalty=None):
+    def __init__(self, imagine, config=None, penalty=None) -> None:
         self.imagine = imagine
         self.config = config or GoalPlannerConfig()
         self.penalty = penalty
         self.rng = np.random.default_rng(self.config.seed)
 
-    def plan(self, start, goal_image):
+    def plan(self, start, goal_image) -> Plan:
         c = self.config
         start_time = time.monotonic()
         limits = np.array([c.max_speed, c.max_turn_rate])

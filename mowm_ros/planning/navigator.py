@@ -24,8 +24,10 @@ such an ``imagine`` from a WorldModel.
 from dataclasses import dataclass, field, replace
 import math
 import time
+import typing
 
 from mowm_ros.memory.spatial import FREE, OCCUPIED, UNKNOWN
+from mowm_ros.model.experts import MEMORY_EXPERTS
 from mowm_ros.planning.goal_planner import GoalPlanner, GoalPlannerConfig
 from mowm_ros.planning.paths import base_yaw, planar_base_pose, tilt_of
 import numpy as np
@@ -33,7 +35,6 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 
 STAGES = ('route', 'approach', 'arrived')
-MEMORY_EXPERTS = ('episodic', 'spatial')
 
 
 def _approach_defaults():
@@ -120,7 +121,7 @@ class NavigationPlan:
     views_scored: int = 0             # views imagined for localisation in this plan (0: cached)
 
     @property
-    def arrived(self):
+    def arrived(self) -> bool:
         return self.stage == 'arrived'
 
 
@@ -134,7 +135,7 @@ class GoalEstimate:
     views_scored: int
 
 
-def view_distance(images, goal, size=16):
+def view_distance(images, goal, size=16) -> np.ndarray:
     """
     Return the mean squared difference in [0, 1] of images (N, S, S, 3) to goal (S, S, 3).
 
@@ -154,7 +155,7 @@ def view_distance(images, goal, size=16):
 class RouteMap:
     """Traversal costs over an OccupancyGrid and the cheapest routes through it."""
 
-    def __init__(self, grid, config):
+    def __init__(self, grid, config) -> None:
         self.grid = grid
         self.config = c = config
         cells = grid.cells
@@ -174,21 +175,21 @@ class RouteMap:
         self.traversable = np.isfinite(cost)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self.cost.shape
 
-    def cell_of(self, xy):
+    def cell_of(self, xy) -> tuple:
         """Return the (row, col) of world point ``xy``, clipped into the grid."""
         row, col = self.grid.cell_of(float(xy[0]), float(xy[1]))
         return (min(max(row, 0), self.shape[0] - 1), min(max(col, 0), self.shape[1] - 1))
 
-    def centres(self, rows, cols):
+    def centres(self, rows, cols) -> np.ndarray:
         """Return the world (x, y) of cell centres, (N, 2)."""
         g = self.grid
         return np.stack([g.origin_x + (np.asarray(cols) + 0.5) * g.resolution,
                          g.origin_y + (np.asarray(rows) + 0.5) * g.resolution], axis=-1)
 
-    def is_blocked(self, xy):
+    def is_blocked(self, xy) -> np.ndarray:
         """Return a bool per world point (N, 2): outside the grid or not traversable."""
         g = self.grid
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
@@ -199,7 +200,7 @@ class RouteMap:
         blocked[inside] = ~self.traversable[rows[inside], cols[inside]]
         return blocked
 
-    def nearest_traversable(self, cell):
+    def nearest_traversable(self, cell) -> tuple | None:
         """Return the traversable cell nearest to ``cell`` (itself when traversable), or None."""
         if self.traversable[cell]:
             return cell
@@ -208,7 +209,7 @@ class RouteMap:
         _, (rows, cols) = ndimage.distance_transform_edt(~self.traversable, return_indices=True)
         return int(rows[cell]), int(cols[cell])
 
-    def route(self, start_xy, goal_xy):
+    def route(self, start_xy, goal_xy) -> tuple:
         """
         Return (positions (N, 2), reached) of the cheapest route from start to goal.
 
@@ -238,7 +239,7 @@ class RouteMap:
             positions = np.concatenate([positions, np.asarray(goal_xy, np.float64)[None]])
         return positions, reached
 
-    def lattice(self, spacing, clearance):
+    def lattice(self, spacing, clearance) -> np.ndarray:
         """Return free positions (N, 2) at least ``clearance`` from obstacles, one per bin."""
         rows, cols = np.nonzero(self.free & (self.clearance >= clearance) & self.traversable)
         if len(rows) == 0:
@@ -251,7 +252,7 @@ class RouteMap:
         return xy[order[first]]
 
 
-def resample(positions, spacing):
+def resample(positions, spacing) -> np.ndarray:
     """Return points along the polyline ``positions`` (N, 2) at most ``spacing`` apart."""
     positions = np.asarray(positions, np.float64)
     steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
@@ -265,7 +266,7 @@ def resample(positions, spacing):
     return np.stack([np.interp(targets, cumulative, positions[:, i]) for i in range(2)], 1)
 
 
-def path_poses(positions, start_pose, goal_pose):
+def path_poses(positions, start_pose, goal_pose) -> np.ndarray:
     """Return base poses along ``positions``: the robot's first, headings along segments."""
     z, tilt = start_pose[2, 3], tilt_of(start_pose)
     poses = [np.array(start_pose, np.float64)]
@@ -298,7 +299,7 @@ class ImageGoalNavigator:
     the goal candidates; ``penalty(base_poses, images) -> (N,)`` is added to the approach cost.
     """
 
-    def __init__(self, imagine, occupancy, config=None, keyframes=None, penalty=None):
+    def __init__(self, imagine, occupancy, config=None, keyframes=None, penalty=None) -> None:
         self.imagine = imagine
         self.occupancy = occupancy
         self.config = config or NavigatorConfig()
@@ -311,12 +312,12 @@ class ImageGoalNavigator:
         self._plans_since_localised = 0
         self._route_map = None
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the goal: the next plan localises afresh."""
         self.estimate = None
         self._goal_key = None
 
-    def plan(self, base_pose, goal_image):
+    def plan(self, base_pose, goal_image) -> NavigationPlan:
         """Return the NavigationPlan from ``base_pose`` (4x4) towards ``goal_image``."""
         started = time.monotonic()
         pose, goal = _check_inputs(base_pose, goal_image)
@@ -360,7 +361,7 @@ class ImageGoalNavigator:
                               time.monotonic() - started, 'route', **common)
 
     # --- localisation -----------------------------------------------------------------------
-    def candidates(self, pose, route_map):
+    def candidates(self, pose, route_map) -> np.ndarray:
         """
         Return at most ``max_candidates`` candidate goal base poses (N, 4, 4).
 
@@ -407,7 +408,7 @@ class ImageGoalNavigator:
         budget = self.config.time_budget_s
         return bool(budget) and time.monotonic() - started > budget
 
-    def localise(self, pose, goal, route_map, started=None):
+    def localise(self, pose, goal, route_map, started=None) -> GoalEstimate | None:
         """Return the GoalEstimate whose imagined view is nearest the goal (None: no candidate)."""
         c = self.config
         started = time.monotonic() if started is None else started
@@ -476,7 +477,7 @@ class ImageGoalNavigator:
 
 # --- a WorldModel behind ``imagine`` -------------------------------------------------------
 def world_model_imagine(world_model, base_from_camera, experts=None, steps=None,
-                        recall_distance=2.0, batch_size=64, seed=None):
+                        recall_distance=2.0, batch_size=64, seed=None) -> typing.Callable:
     """
     Return ``imagine(base_poses (N, H, 4, 4)) -> uint8 (N, H, S, S, 3)`` over a WorldModel.
 
@@ -517,7 +518,7 @@ def world_model_imagine(world_model, base_from_camera, experts=None, steps=None,
     return imagine
 
 
-def world_model_keyframes(world_model, base_from_camera):
+def world_model_keyframes(world_model, base_from_camera) -> typing.Callable:
     """Return ``keyframes() -> (M, 4, 4)``: the base poses of a WorldModel's keyframes."""
     camera_from_base = np.linalg.inv(np.asarray(base_from_camera, np.float64))
 

@@ -10,7 +10,7 @@ import numpy as np
 import transforms3d
 
 
-def planar_base_pose(x, y, yaw, z=0.0, tilt=None):
+def planar_base_pose(x, y, yaw, z=0.0, tilt=None) -> np.ndarray:
     """Pose at (x, y, z) with heading ``yaw``; ``tilt`` (3x3) is the attitude at yaw 0."""
     rotation = transforms3d.euler.euler2mat(0.0, 0.0, yaw)
     if tilt is not None:
@@ -18,16 +18,16 @@ def planar_base_pose(x, y, yaw, z=0.0, tilt=None):
     return np.array(transforms3d.affines.compose([x, y, z], rotation, np.ones(3)))
 
 
-def tilt_of(pose):
+def tilt_of(pose) -> np.ndarray:
     """Return the attitude of ``pose`` with its yaw removed."""
     return transforms3d.euler.euler2mat(0.0, 0.0, -base_yaw(pose)) @ pose[:3, :3]
 
 
-def base_yaw(pose):
+def base_yaw(pose) -> float:
     return float(np.arctan2(pose[1, 0], pose[0, 0]))
 
 
-def extrapolate_twist(pose, linear_x, angular_z, count, dt):
+def extrapolate_twist(pose, linear_x, angular_z, count, dt) -> np.ndarray:
     """Return base poses after dt, 2 dt ... count dt at constant forward speed and yaw rate."""
     values = np.array([linear_x, angular_z, dt], dtype=np.float64)
     if not np.all(np.isfinite(values)) or dt <= 0 or count < 1:
@@ -47,7 +47,7 @@ def extrapolate_twist(pose, linear_x, angular_z, count, dt):
     return np.stack([planar_base_pose(a, b, c, z, tilt) for a, b, c in zip(xs, ys, yaws)])
 
 
-def poses_along_path(path_xy, pose, count, spacing):
+def poses_along_path(path_xy, pose, count, spacing) -> np.ndarray:
     """
     Up to ``count`` base poses ``spacing`` metres apart along a path, ahead of ``pose``.
 
@@ -84,7 +84,7 @@ def poses_along_path(path_xy, pose, count, spacing):
     return np.stack(poses) if poses else np.zeros((0, 4, 4))
 
 
-def mosaic(images, gap=2):
+def mosaic(images, gap=2) -> np.ndarray:
     """Tile (N, H, W, 3) uint8 images left to right with ``gap`` black columns between them."""
     images = np.asarray(images)
     count, height, width = images.shape[:3]

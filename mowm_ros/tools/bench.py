@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import importlib
 import typing
 
+from mowm_ros.device import device_argument, DEVICE_HELP
+from mowm_ros.model.compiled import COMPILE_MODES
+
 
 @dataclass
 class Benchmark:
@@ -45,7 +48,7 @@ def add_memory_arguments(parser):
 
 
 register('memory', 'time spatial memory integration and rendering, and a simulated hour '
-         'with capped memories', add_memory_arguments, 'mowm_ros.memory.benchmark')
+         'with capped memories', add_memory_arguments, 'mowm_ros.benchmarks.memory')
 
 
 def add_model_arguments(parser):
@@ -57,11 +60,24 @@ def add_model_arguments(parser):
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 4, 8],
                         help='sampler step counts to time')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per setting')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_argument,
+                        help=f'{DEVICE_HELP} (default: auto)')
+    parser.add_argument('--paths', type=int, default=1,
+                        help='paths imagined side by side per call (one batch per step)')
+    parser.add_argument('--sets', nargs='+', help='expert sets to time, e.g. short_term '
+                        '"all three" (default: all)')
+    parser.add_argument('--compile', default='', choices=COMPILE_MODES,
+                        help="torch.compile the sampler's network ('': eager)")
+    parser.add_argument('--no-operating', dest='operating', action='store_false',
+                        help='skip the rows with the finetuning thread alive and training')
+    parser.add_argument('--finetune-threads', type=int,
+                        help='torch threads of the finetuning thread (default: FinetuneConfig)')
+    parser.add_argument('--finetune-nice', type=int,
+                        help='niceness added to the finetuning thread (default: FinetuneConfig)')
 
 
 register('model', 'time predicted frames per expert set and sampler steps, and finetuning '
-         'steps', add_model_arguments, 'mowm_ros.model.benchmark')
+         'steps', add_model_arguments, 'mowm_ros.benchmarks.model')
 
 
 def add_scaling_arguments(parser):
@@ -79,7 +95,8 @@ def add_scaling_arguments(parser):
     parser.add_argument('--max-points', type=int, default=0,
                         help='spatial memory cap (0: the world model default)')
     parser.add_argument('--plot', help='PNG plot path (default: --out with .png)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--device', default='auto', type=device_argument,
+                        help=f'{DEVICE_HELP} (default: auto)')
 
 
 register('scaling', 'latency and resident memory after 100, 1,000 and 10,000 observed '

@@ -12,7 +12,8 @@ def _show_warnings():
 
 def run_generate(args):
     _show_warnings()
-    from mowm_ros.data.generate import generate_dataset, ParameterMismatch
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.generate import DirectoryBusy, generate_dataset, ParameterMismatch
     from mowm_ros.data.maze_env import GenerationConfig, max_env_steps
 
     config = GenerationConfig(
@@ -23,7 +24,7 @@ def run_generate(args):
         report = generate_dataset(args.out, seeds, config, workers=args.workers,
                                   force=args.force, verify=args.verify,
                                   progress=not args.no_progress)
-    except (ParameterMismatch, ValueError) as exc:
+    except (DirectoryBusy, ParameterMismatch, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     revisits = [stats['revisit_fraction'] for stats in report.generated]
@@ -42,13 +43,16 @@ def run_generate(args):
 
 def run_from_bag(args):
     _show_warnings()
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.bag_import import BagImportConfig, BagImportError, import_bag
     from mowm_ros.data.episode import save_episode
 
     options = {'image_topic': args.image_topic, 'info_topic': args.info_topic,
                'odom_topic': args.odom_topic, 'depth_topic': args.depth_topic,
                'size': args.size, 'keep_original': args.keep_original, 'stride': args.stride,
-               'depth_tolerance': args.depth_tolerance, 'max_odom_gap': args.max_odom_gap}
+               'depth_tolerance': args.depth_tolerance, 'max_odom_gap': args.max_odom_gap,
+               'extrinsics_from': args.extrinsics_from, 'tf_topic': args.tf_topic,
+               'base_frame': args.base_frame, 'camera_frame': args.camera_frame}
     if args.extrinsics is not None:
         options['extrinsics'] = tuple(args.extrinsics)
     try:
@@ -60,13 +64,19 @@ def run_from_bag(args):
     if out.suffix != '.npz':
         out = out.with_suffix('.npz')
     save_episode(out, episode)
-    print(json.dumps({'out': str(out), 'frames': len(episode), **episode.meta['counts'],
-                      'revisit_fraction': episode.meta.get('revisit_fraction')}, indent=2))
+    meta = episode.meta
+    print(json.dumps({'out': str(out), 'frames': len(episode), 'bags': len(meta['sources']),
+                      **meta['counts'], 'extrinsics': meta['extrinsics'],
+                      'extrinsics_from': meta['extrinsics_from'],
+                      'odometry_gaps': meta['odometry_gaps'],
+                      'camera_info_changes': meta['camera_info_changes'],
+                      'revisit_fraction': meta.get('revisit_fraction')}, indent=2))
     return 0
 
 
 def episode_summary(path):
     """Return a dict describing one episode file (loaded in full, so damage shows)."""
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.episode import load_episode
 
     episode = load_episode(path)
@@ -83,6 +93,7 @@ def episode_summary(path):
 
 def run_stats(args):
     _show_warnings()
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.episode import episode_paths, EpisodeError
 
     rows, errors = [], []
@@ -138,20 +149,35 @@ def add_parser(subparsers):
     generate.add_argument('--no-progress', action='store_true')
     generate.set_defaults(func=run_generate)
 
-    bag = commands.add_parser('from-bag', help='convert a rosbag2 (MCAP or sqlite3) recording')
-    bag.add_argument('bag', help='rosbag2 directory (or .mcap file)')
+    bag = commands.add_parser(
+        'from-bag', help='convert rosbag2 (MCAP or sqlite3) recordings into one episode')
+    bag.add_argument('bag', nargs='+',
+                     help='rosbag2 directories, .mcap/.db3 files or directories of bags, read '
+                          'as one recording in time order')
     bag.add_argument('--out', required=True, help='episode file (.npz)')
-    bag.add_argument('--image-topic', required=True)
-    bag.add_argument('--depth-topic', default=None)
+    bag.add_argument('--image-topic', required=True,
+                     help='sensor_msgs/Image or CompressedImage (JPEG/PNG)')
+    bag.add_argument('--depth-topic', default=None,
+                     help='sensor_msgs/Image (32FC1, 16UC1) or CompressedImage '
+                          '(compressedDepth)')
     bag.add_argument('--info-topic', required=True)
     bag.add_argument('--odom-topic', required=True,
                      help='nav_msgs/Odometry, or geometry_msgs PoseStamped / '
                           'PoseWithCovarianceStamped')
     bag.add_argument('--extrinsics', type=float, nargs=7, default=None,
                      metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
-                     help='base <- camera optical frame (default: optical axes at the base '
-                          'origin)')
-    bag.add_argument('--size', type=int, default=64, help='model resolution (0: keep)')
+                     help='base <- camera optical frame, used when /tf_static does not link '
+                          'the frames (default: the Memory Maze camera mount)')
+    bag.add_argument('--extrinsics-from', choices=('auto', 'tf', 'argument'), default='auto',
+                     help='auto: /tf_static when it links base and camera frames, else '
+                          '--extrinsics; tf: require /tf_static; argument: ignore /tf_static')
+    bag.add_argument('--tf-topic', default='/tf_static')
+    bag.add_argument('--base-frame', default='',
+                     help="robot base frame (default: the odometry's child_frame_id)")
+    bag.add_argument('--camera-frame', default='',
+                     help="camera optical frame (default: the images' frame_id)")
+    bag.add_argument('--size', type=int, default=64,
+                     help='square model resolution, centre-cropped (0: keep the recorded)')
     bag.add_argument('--keep-original', action='store_true',
                      help='also store the recorded resolution as rgb_camera/depth_camera')
     bag.add_argument('--stride', type=int, default=1, help='keep every n-th image')

@@ -3,22 +3,26 @@
 
     mowm demo [--out out/demo] [--steps 480] [--seed 90003]    # fixed route, then a summary
     mowm demo --live                                           # until Ctrl-C, for rviz
+    mowm demo --live --view [--port 9090]     # and the Rerun web viewer at the printed URL
     mowm demo --rgb-only     # the node ignores depth: short-term + episodic experts only
 """
 
 import os
+from pathlib import Path
 import sys
 
 
 def run(args):
     os.environ.setdefault('MUJOCO_GL', 'osmesa')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # lazy: keeps `mowm` quick to start
     import torch
     from mowm_ros.nodes.demo import DemoConfig, format_summary, run_demo
     if args.threads:
         torch.set_num_threads(args.threads)
     config = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps,
-                        rate_hz=args.rate, live=args.live, rgb_only=args.rgb_only)
+                        rate_hz=args.rate, live=args.live, rgb_only=args.rgb_only,
+                        view_port=args.port if args.view else 0)
     try:
         summary = run_demo(config)
     except (ValueError, OSError) as exc:
@@ -27,7 +31,8 @@ def run(args):
     print(format_summary(summary))
     cloud = ', memory_cloud.ply' if summary['memory_points'] else ''
     print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below)'
-          f'{cloud}')
+          + cloud + (', demo.rrd (Rerun: `rerun demo.rrd`)'
+                     if (Path(args.out) / 'demo.rrd').exists() else ''))
     return 0
 
 
@@ -38,6 +43,9 @@ def add_parser(subparsers):
     parser.add_argument('--seed', type=int, default=90_003, help='maze seed (held out)')
     parser.add_argument('--rate', type=float, default=4.0, help='robot control rate, Hz')
     parser.add_argument('--live', action='store_true', help='run until Ctrl-C (for rviz)')
+    parser.add_argument('--view', action='store_true',
+                        help='serve the Rerun web viewer on --port while the demo runs')
+    parser.add_argument('--port', type=int, default=9090, help='HTTP port of the viewer')
     parser.add_argument('--rgb-only', action='store_true',
                         help='an RGB-only camera: no depth, so no spatial memory; the node '
                         'runs the short-term and episodic experts')

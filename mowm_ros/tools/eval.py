@@ -15,8 +15,11 @@ model's navigator (all experts, no memory) and a non-learned explorer; it writes
 import logging
 import sys
 
+from mowm_ros.device import device_argument, DEVICE_HELP
+
 
 def _config(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation.rows import ROW_KEYS, ROWS_BY_NAME, rows_from_keys
     from mowm_ros.evaluation.runner import EvalConfig
 
@@ -37,6 +40,7 @@ def _config(args):
 def _evaluate(args, make_config, run, finished_results, report, count):
     """Run (unless --report-only) and report one benchmark; return the exit status."""
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
+    # lazy: keeps `mowm` quick to start
     import torch
 
     try:
@@ -59,6 +63,7 @@ def _evaluate(args, make_config, run, finished_results, report, count):
 
 
 def run_memory_maze(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation import report
     from mowm_ros.evaluation.runner import finished_results, run_evaluation
 
@@ -67,6 +72,7 @@ def run_memory_maze(args):
 
 
 def _navigation_config(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation.navigation import NavEvalConfig
 
     index, count = (int(v) for v in args.shard.split('/'))
@@ -82,6 +88,7 @@ def _navigation_config(args):
 
 def quick_settings():
     """Return the settings of a smoke run: one small maze, a short drive, few candidates."""
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.planning.navigator import NavigatorConfig
 
     return {'mazes': 1, 'goals_per_maze': 1, 'explore_steps': 40, 'step_budget': 6,
@@ -93,6 +100,7 @@ def quick_settings():
 
 
 def run_navigation(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation import nav_report
     from mowm_ros.evaluation.navigation import finished_results, run_navigation as run
 
@@ -107,7 +115,8 @@ def add_navigation_parser(benchmarks):
     nav.add_argument('--out', default='runs/nav_eval', help='output directory')
     nav.add_argument('--checkpoint', default='',
                      help="checkpoint directory ('' = the shipped one)")
-    nav.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    nav.add_argument('--device', default='auto', type=device_argument,
+                     help=f'{DEVICE_HELP} (default: auto)')
     nav.add_argument('--mazes', type=int, default=6)
     nav.add_argument('--goals-per-maze', type=int, default=2)
     nav.add_argument('--seed-start', type=int, default=200_000,
@@ -139,7 +148,8 @@ def add_parser(subparsers):
     maze.add_argument('--cache', help='generated episodes (default: OUT/episodes)')
     maze.add_argument('--checkpoint', default='',
                       help="checkpoint directory ('' = the shipped one)")
-    maze.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    maze.add_argument('--device', default='auto', type=device_argument,
+                      help=f'{DEVICE_HELP} (default: auto)')
     maze.add_argument('--episodes', type=int, default=32)
     maze.add_argument('--seed-start', type=int, default=100_000,
                       help='first held-out seed (training used seeds 0-23)')

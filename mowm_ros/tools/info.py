@@ -15,6 +15,7 @@ def collect():
         except Exception as exc:  # noqa: B902 - any import failure is reported, not raised
             report[name] = f'unavailable ({type(exc).__name__}: {exc})'
     try:
+        # lazy: keeps `mowm` quick to start
         import torch
         report['cuda'] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'
         report['torch_threads'] = torch.get_num_threads()

@@ -12,6 +12,7 @@ import sys
 
 def build_datasets(config):
     """Return (train, validation) EpisodeDatasets split by episode seed."""
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.data.dataset import DatasetConfig, EpisodeDataset, split_by_seed
     from mowm_ros.data.cloud import CloudConfig, RenderConfig
     from mowm_ros.data.episode import episode_paths
@@ -33,6 +34,7 @@ def build_datasets(config):
 
 def parse_overrides(pairs):
     """KEY=VALUE pairs (VALUE parsed as YAML) into a dict."""
+    # lazy: keeps `mowm` quick to start
     import yaml
     overrides = {}
     for pair in pairs or []:
@@ -44,6 +46,7 @@ def parse_overrides(pairs):
 
 
 def run(args):
+    # lazy: keeps `mowm` quick to start
     from mowm_ros.model.training import load_train_config, Trainer
     import torch
 

@@ -1,0 +1,84 @@
+"""
+Static transforms of a recording (/tf_static) and the chain between two frames, without ROS.
+
+The messages are tf2_msgs/TFMessage.
+
+Each TransformStamped is the pose of ``child_frame_id`` in ``header.frame_id``. ``chain``
+finds the path between two frames through the tree (up towards a common ancestor and down
+again) and composes it, so the camera extrinsics base <- camera optical come out of a URDF's
+``base_link -> camera_link -> camera_color_optical_frame`` as the robot publishes them.
+"""
+
+from collections import deque
+import math
+
+from mowm_ros import geometry
+import numpy as np
+
+
+class TransformError(ValueError):
+    """A transform that cannot be decoded or a chain that does not exist; says which."""
+
+
+def transform_matrix(transform, name='transform'):
+    """4x4 pose from a geometry_msgs/Transform (translation, rotation xyzw)."""
+    t, q = transform.translation, transform.rotation
+    values = (t.x, t.y, t.z, q.x, q.y, q.z, q.w)
+    if not all(math.isfinite(v) for v in values):
+        raise TransformError(f'{name} has NaN or infinite values: {values}')
+    try:
+        rotation = geometry.matrix_from_quaternion_xyzw(values[3:])
+    except geometry.GeometryError as exc:
+        raise TransformError(f'{name}: {exc}') from None
+    return geometry.make_pose(rotation, values[:3])
+
+
+class StaticTransforms:
+    """The parent <- child poses of the static transforms seen so far (newest wins)."""
+
+    def __init__(self):
+        self.edges = {}    # (parent, child) -> 4x4 parent <- child
+
+    def add(self, message):
+        """Add the transforms of one tf2_msgs/TFMessage."""
+        for stamped in message.transforms:
+            parent = stamped.header.frame_id.lstrip('/')
+            child = stamped.child_frame_id.lstrip('/')
+            self.edges[(parent, child)] = transform_matrix(
+                stamped.transform, f'transform {parent} -> {child}')
+
+    @property
+    def frames(self):
+        return sorted({frame for edge in self.edges for frame in edge})
+
+    def chain(self, source, target):
+        """
+        Return (4x4 pose of ``target`` in ``source``, [source, ..., target]).
+
+        Raise TransformError naming the frames the recording has when no chain connects them.
+        """
+        source, target = source.lstrip('/'), target.lstrip('/')
+        neighbours = {}
+        for parent, child in self.edges:
+            neighbours.setdefault(parent, []).append(child)
+            neighbours.setdefault(child, []).append(parent)
+        previous = {source: None}
+        queue = deque([source])
+        while queue and target not in previous:
+            frame = queue.popleft()
+            for other in neighbours.get(frame, ()):
+                if other not in previous:
+                    previous[other] = frame
+                    queue.append(other)
+        if target not in previous:
+            raise TransformError(f'no chain of static transforms from {source!r} to {target!r}; '
+                                 f'the frames are: {", ".join(self.frames) or "none"}')
+        path = [target]
+        while path[-1] != source:
+            path.append(previous[path[-1]])
+        path.reverse()
+        pose = np.eye(4)
+        for a, b in zip(path, path[1:]):
+            pose = pose @ (self.edges[(a, b)] if (a, b) in self.edges
+                           else geometry.invert_pose(self.edges[(b, a)]))
+        return pose, path
