@@ -306,8 +306,9 @@ def wait_for_the_node(robot, world_model, timeout_s):
     """
     Wait, after the route, for the node to observe the last frame and predict once more.
 
-    Return whether it did within ``timeout_s``. The robot runs in real time and the node as fast as the machine lets it, so on a busy
-    machine it is still working when the route ends: the summary waits for it, not for a time.
+    Return whether it did within ``timeout_s``. The robot runs in real time and the node as
+    fast as the machine lets it, so on a busy machine it is still working when the route ends:
+    the summary waits for it, not for a time.
     """
     last_stamp = robot.previous[1] if robot.previous is not None else None
     published = world_model.predictions_published
