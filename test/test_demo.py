@@ -102,5 +102,6 @@ def test_rgb_only_demo_predicts_from_short_term_and_episodic(tmp_path, capsys, d
     assert metrics['experts'] == ['short_term', 'episodic']
     assert metrics['memory_points'] == 0 and metrics['keyframes'] >= 1
     assert metrics['predictions_published'] >= 1
+    assert not (out / 'memory_cloud.ply').exists(), 'an empty cloud was written'
     printed = capsys.readouterr().out
-    assert 'demo finished' in printed and 'PSNR' in printed
+    assert 'demo finished' in printed and 'PSNR' in printed and 'memory_cloud' not in printed

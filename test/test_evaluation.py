@@ -214,8 +214,11 @@ def test_conditions_change_what_the_model_is_given_never_the_truth(
     for condition in ('rgb-only', 'drift'):   # the truth is the same images
         np.testing.assert_array_equal(strips[condition]['truth'], strips['rgbd']['truth'])
         assert results[condition]['signature']['condition'] == condition
-    # rgbd results keep the signature they had before conditions existed.
+    # rgbd results keep the signature they had before conditions (and the finetuning thread's
+    # scheduling settings) existed.
     assert 'condition' not in results['rgbd']['signature']
+    assert not set(runner.FINETUNE_SCHEDULING) & set(
+        results['rgbd']['signature']['world_model']['finetune'])
     assert results['drift']['signature']['drift'] == {'yaw_per_metre': 0.03, 'scale': 0.02,
                                                       'spread': 0.5, 'seed': 0}
     with pytest.raises(ValueError, match=r'rgb-only observes no depth.*\+ spatial'):

@@ -150,10 +150,17 @@ class EvalConfig:
         return self.condition != 'rgb-only'
 
 
+# How the finetuning worker thread is scheduled, not what it computes: left out of the
+# signature, so results from before these settings existed stay valid.
+FINETUNE_SCHEDULING = ('torch_threads', 'thread_nice')
+
+
 def world_model_settings():
     """Return the expert weights and finetuning settings every row is predicted with."""
     defaults = WorldModelConfig()
-    return {'weights': defaults.weights, 'finetune': defaults.finetune.to_dict()}
+    finetune = {key: value for key, value in defaults.finetune.to_dict().items()
+                if key not in FINETUNE_SCHEDULING}
+    return {'weights': defaults.weights, 'finetune': finetune}
 
 
 def result_path(config, seed):

@@ -222,6 +222,8 @@ def write_strip(comparisons, path, count):
 
 
 def write_cloud(world_model, path):
+    if len(world_model.model.spatial) == 0:      # nothing to write (an RGB-only camera)
+        return None
     import open3d as o3d  # lazy: slow to import, only for this export
     o3d.t.io.write_point_cloud(str(path), world_model.model.spatial.to_open3d())
     return path

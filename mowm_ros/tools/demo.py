@@ -29,10 +29,10 @@ def run(args):
         print(f'error: {exc}', file=sys.stderr)
         return 1
     print(format_summary(summary))
-    print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below), '
-          'memory_cloud.ply'
-          + (', demo.rrd (Rerun: `rerun demo.rrd`)'
-             if (Path(args.out) / 'demo.rrd').exists() else ''))
+    cloud = ', memory_cloud.ply' if summary['memory_points'] else ''
+    print(f'wrote {args.out}/metrics.json, revisits.png (camera above, prediction below)'
+          + cloud + (', demo.rrd (Rerun: `rerun demo.rrd`)'
+                     if (Path(args.out) / 'demo.rrd').exists() else ''))
     return 0
 
 
