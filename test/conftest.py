@@ -3,6 +3,7 @@
 import os
 import sys
 
+from hypothesis import settings
 import pytest
 
 # Before rclpy is imported anywhere: discovery stays on this machine.
@@ -12,6 +13,11 @@ os.environ.setdefault('MUJOCO_GL', 'osmesa')
 sys.path.insert(0, os.path.dirname(__file__))
 
 from ros_harness import claim_domain_id, RosHarness  # noqa: E402
+
+# Hypothesis draws the same examples on every run (seeded per test): a property test either
+# always passes or always fails, never by the luck of one run's draw.
+settings.register_profile('mowm_ros', derandomize=True, database=None)
+settings.load_profile('mowm_ros')
 
 
 @pytest.fixture

@@ -107,11 +107,12 @@ def test_sigkill_during_snapshots_loses_no_completed_keyframe(ros, tmp_path):
                 process = start_node(ros, snapshot_dir, log)
                 try:
                     # Running: it completed a snapshot of its own, with new keyframes in it.
-                    started = wait_for(lambda: watcher.newest() > before
-                                       and watcher.content(watcher.newest())[0] - known,
-                                       timeout=40, interval=0.05)
-                    assert started, (f'incarnation {incarnation} wrote no snapshot with '
-                                     f'keyframes (seed {seed}):\n{log_path.read_text()[-3000:]}')
+                    wait_for(lambda: watcher.newest() > before
+                             and watcher.content(watcher.newest())[0] - known,
+                             timeout=40, interval=0.05,
+                             what=lambda: f'incarnation {incarnation} to write a snapshot with '
+                                          f'keyframes (seed {seed}):\n'
+                                          f'{log_path.read_text()[-3000:]}')
                     assert process.poll() is None, log_path.read_text()[-3000:]
                     time.sleep(rng.uniform(0.0, 2.0))
                 finally:
