@@ -71,15 +71,12 @@ def publish_until(publish, predicate, what, timeout=60.0, every=0.05):
     For best-effort topics (sensor data, cmd_vel), where one message may be lost: the test keeps
     sending until the receiver shows the effect, instead of sending once and hoping.
     """
-    deadline = time.monotonic() + timeout
-    while True:
+    def shown():
         value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout:g} s publishing until {what}')
-        publish()
-        time.sleep(every)
+        if not value:
+            publish()
+        return value
+    return wait_for(shown, timeout=timeout, interval=every, what=f'{what} (while publishing)')
 
 
 class Inbox:

@@ -34,7 +34,7 @@ def episode_path(tmp_path_factory):
 
 
 def world_model_node(ros, snapshot_dir, **overrides):
-    values = {'sampler_steps': 1, 'horizon': 2, 'prediction_period_s': 0.4,
+    values = {'sampler_steps': 1, 'horizon': 2, 'prediction_period_s': 0.4, 'torch_threads': 1,
               'memory_period_s': 0.5, 'snapshot_dir': str(snapshot_dir),
               'snapshot_period_s': 0.0, **overrides}
     return ros.add(WorldModelNode(context=ros.context, parameter_overrides=[
