@@ -7,6 +7,9 @@ import tempfile
 import threading
 import time
 
+from mowm_ros.geometry import wrap_angle
+from mowm_ros.planning.paths import base_yaw
+
 # Domain ids 0..101 avoid ephemeral-port clashes on Linux; 0 is left to people's own systems.
 DOMAIN_IDS = range(1, 102)
 LOCK_DIR = os.path.join(tempfile.gettempdir(), 'mowm_ros_test_domains')
@@ -77,6 +80,15 @@ def publish_until(publish, predicate, what, timeout=60.0, every=0.05):
             publish()
         return value
     return wait_for(shown, timeout=timeout, interval=every, what=f'{what} (while publishing)')
+
+
+def yaw_turned(bases, yaw):
+    """Return the yaw turned from ``yaw`` over base poses in order: unwrapped, step by step."""
+    total = 0.0
+    for base in bases:
+        total += wrap_angle(base_yaw(base) - yaw)
+        yaw = base_yaw(base)
+    return total
 
 
 class Inbox:

@@ -5,7 +5,6 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
-from mowm_ros.geometry import wrap_angle
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.path_follower import check_parameters, PARAMETERS, PathFollowerNode
 from mowm_ros.nodes.world_model_node import check_parameter, RELIABLE_1, WorldModelNode
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import Inbox, publish_until, wait_for
+from ros_harness import Inbox, publish_until, wait_for, yaw_turned
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 import torch
@@ -94,19 +93,12 @@ def test_goal_image_to_best_path_to_cmd_vel_moves_the_robot(ros):
     def drive(command, until, what):
         publish_until(lambda: driver.publish(command), until, what)
 
-    def turned_since(arrival, yaw):
-        total = 0.0
-        for base in odometry_after(arrival):
-            total += wrap_angle(base_yaw(base) - yaw)
-            yaw = base_yaw(base)
-        return total
-
     # Look around: down the corridor, then turn back towards the spawn.
     drive(twist(linear_x=0.5),
           lambda: np.linalg.norm(robot_pose()[:2, 3] - spawn[:2, 3]) > 2.5,
           'the robot to drive 2.5 m down the corridor')
     arrival, yaw = time.monotonic(), base_yaw(robot_pose())
-    drive(twist(angular_z=1.0), lambda: turned_since(arrival, yaw) > 2.5,
+    drive(twist(angular_z=1.0), lambda: yaw_turned(odometry_after(arrival), yaw) > 2.5,
           'the robot to turn 2.5 rad')
 
     def standing_still():

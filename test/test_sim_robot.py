@@ -20,7 +20,7 @@ from mowm_ros.nodes import conversions
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from ros_harness import publish_until, wait_for
+from ros_harness import publish_until, wait_for, yaw_turned
 
 pytest.importorskip('memory_maze')
 
@@ -177,12 +177,8 @@ def newest_odometry(recorder):
 
 
 def turned_since(recorder, stamp, yaw):
-    """Return the yaw turned (unwrapped, summed step by step) since the odometry at ``stamp``."""
-    total = 0.0
-    for _, base in odometry_since(recorder, stamp):
-        total += geometry.wrap_angle(yaw_of(base) - yaw)
-        yaw = yaw_of(base)
-    return total
+    """Return the yaw turned since the odometry at ``stamp``."""
+    return yaw_turned([base for _, base in odometry_since(recorder, stamp)], yaw)
 
 
 @pytest.mark.ros
