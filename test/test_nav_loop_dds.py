@@ -224,11 +224,15 @@ def test_the_follower_node_drives_and_stops_on_stale_bad_or_finished_input(ros):
     def send_path(poses, frame='odom'):
         path_pub.publish(conversions.poses_to_path(poses, frame, [0] * max(len(poses), 1)))
 
-    def keep_sending(pose, until, timeout=60.0, frame='odom'):
+    def keep_sending(pose, until, timeout=60.0, frame='odom', path=None):
+        """Stream odometry (and, like the world model replanning, ``path``) until ``until()``."""
         deadline = time.monotonic() + timeout
         while not until():
-            assert time.monotonic() < deadline, f'timed out, follower {follower.state}'
+            assert time.monotonic() < deadline, \
+                f'timed out, follower {follower.state}, {follower.paths_received} paths received'
             send_odometry(pose, frame)
+            if path is not None:
+                send_path(path)
             time.sleep(0.05)
 
     def stopped():
@@ -240,9 +244,11 @@ def test_the_follower_node_drives_and_stops_on_stale_bad_or_finished_input(ros):
     ticks = follower.ticks
     keep_sending(robot, lambda: follower.ticks >= ticks + 3)
     assert follower.commands_published == 0 and follower.state == 'no path'
-    # A path ahead: it drives forward.
-    send_path(straight)
-    keep_sending(robot, lambda: any(c.linear.x > 0 for c in inbox.get('cmd_vel')))
+    # A path ahead, republished as the world model does while it plans: it drives forward.
+    # (A path sent once would go stale if the machine stalled for path_timeout_s before the
+    # next odometry; the staleness step below is the one place a path is sent only once.)
+    keep_sending(robot, lambda: any(c.linear.x > 0 for c in inbox.get('cmd_vel')),
+                 path=straight)
     assert follower.state == 'following'
     # Non-finite odometry stops the robot at once.
     bad = conversions.pose_to_odometry(robot, time.time_ns())
@@ -252,30 +258,29 @@ def test_the_follower_node_drives_and_stops_on_stale_bad_or_finished_input(ros):
     wait_for(lambda: follower.state == 'no odometry' and stopped(),
              what='the follower to stop on non-finite odometry')
     # Odometry again: it follows again; then odometry in another frame than the path's.
-    send_path(straight)
-    keep_sending(robot, lambda: follower.state == 'following')
-    keep_sending(robot, lambda: 'odometry frame' in follower.state and stopped(), frame='map')
+    keep_sending(robot, lambda: follower.state == 'following', path=straight)
+    keep_sending(robot, lambda: 'odometry frame' in follower.state and stopped(), frame='map',
+                 path=straight)
     # Odometry stops arriving: after odom_timeout_s the robot stops.
-    send_path(straight)
-    keep_sending(robot, lambda: follower.state == 'following')
-    assert wait_for(lambda: follower.state.startswith('no odometry for') and stopped(),
-                    timeout=30)
+    keep_sending(robot, lambda: follower.state == 'following', path=straight)
+    publish_until(lambda: send_path(straight),
+                  lambda: follower.state.startswith('no odometry for') and stopped(),
+                  'a stop after odometry stopped arriving')
     # A path older than path_timeout_s stops it.
     send_path(straight)
     keep_sending(robot, lambda: follower.state.startswith('path older than'))
     # The stop is published in the period that set the state; it arrives a moment later.
     wait_for(stopped, what='a stop command after the path went stale')
     # An empty path (a cleared goal) stops it; a one-point path is refused.
-    send_path(straight)
-    keep_sending(robot, lambda: follower.state == 'following')
+    keep_sending(robot, lambda: follower.state == 'following', path=straight)
     send_path(straight[:0])
     keep_sending(robot, lambda: follower.state == 'no path' and stopped())
     send_path(straight[:1])
     keep_sending(robot, lambda: follower.rejected.get('path', 0) == 1)
-    # At the end of the path: done, stopped, and silent afterwards.
-    send_path(straight)
+    # At the end of the path: done, stopped, and silent afterwards (a path that arrives after
+    # the end is finished at once, without a command).
     keep_sending(planar_base_pose(2.9, 0.0, 0.0),
-                 lambda: follower.paths_completed == 1 and stopped())
+                 lambda: follower.paths_completed >= 1 and stopped(), path=straight)
     assert wait_for(lambda: follower.stop_periods_left == 0, timeout=30)
     count, ticks = follower.commands_published, follower.ticks
     keep_sending(planar_base_pose(2.9, 0.0, 0.0), lambda: follower.ticks >= ticks + 10)
