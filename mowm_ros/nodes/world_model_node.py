@@ -149,7 +149,8 @@ def model_config_from(params):
         sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
         weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
-        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
+        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
+        torch_threads=int(params['torch_threads']))
 
 
 def navigator_config_from(params):
