@@ -237,6 +237,7 @@ class WorldModelNode(Node):
         self.latest_twist = (0.0, 0.0)
         self.plan = None                   # ((N, 2) positions, monotonic arrival time)
         self.last_observed_stamp = None
+        self.last_prediction_made_at = None   # stamp the newest prediction was made from
         self.predictions_published = 0
         self.depth_skipped = 0             # frames observed without fusing depth (busy)
         self.frames_received = 0           # colour images (paired with depth if used)
@@ -560,6 +561,7 @@ class WorldModelNode(Node):
         path.header.stamp = conversions.ns_to_stamp(made_at)
         self.path_pub.publish(path)
         self.predictions_published += 1
+        self.last_prediction_made_at = made_at
         self.last_prediction_source = source
         rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)
