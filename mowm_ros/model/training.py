@@ -148,6 +148,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.step = 0
+        self.seconds = 0.0   # training time over every fit of this run, resumes included
         self.history = []
         self.train_set, self.val_set = train_set, val_set
         self.sampler = (DistributedSampler(train_set, seed=config.seed)
@@ -185,6 +186,7 @@ class Trainer:
         checkpoint.load_weights(self.ema.module, ema_state, last / checkpoint.WEIGHTS_FILE)
         self.ema.n_averaged.fill_(record.get('ema_updates', self.step))
         self.step = record['step']
+        self.seconds = float(record.get('seconds', 0.0))
         self.history = record.get('history', [])
         rng = record['extra_tensors'].get(f'rng.rank{self.dist.rank}')
         if rng is not None:
@@ -244,7 +246,7 @@ class Trainer:
                                    extra=extra)
         checkpoint.save_training_state(directory, self.model, self.optimizer, self.step,
                                        {'ema_updates': int(self.ema.n_averaged.item()),
-                                        'history': self.history},
+                                        'seconds': self.seconds, 'history': self.history},
                                        {f'rng.rank{self.dist.rank}': torch.get_rng_state()})
 
     def fit(self, progress=True) -> list:
@@ -256,6 +258,10 @@ class Trainer:
         epoch = 0
         running = []
         stopped_early = False
+        if len(self.loader) == 0:
+            raise ValueError(f'{len(self.train_set)} training windows make no batch of '
+                             f'{config.batch_size}')
+        seconds_before = self.seconds
         while self.step < config.steps and not stopped_early:
             if self.sampler is not None:
                 self.sampler.set_epoch(epoch)
@@ -273,6 +279,7 @@ class Trainer:
                     self.record_validation()
                 if self.step % config.checkpoint_every == 0 and self.dist.is_main:
                     self.save()
+                self.seconds = seconds_before + time.monotonic() - start
                 out_of_time = (config.max_minutes > 0 and
                                time.monotonic() - start > 60 * config.max_minutes)
                 if self.step >= config.steps or out_of_time:
