@@ -135,14 +135,15 @@ def depth_message(stamp, depth, depth_format, depth_encoding):
 
 def write_bag(path, episode, storage=StoragePlugin.MCAP, odom_frames=None, encoding='rgb8',
               odom_offset_ns=0, depth_encoding='32FC1', colour='raw', depth_format='raw',
-              frames=None, tf_static=None, camera_info=None, topics=None):
+              frames=None, tf_static=None, camera_info=None, topics=None, names=None):
     """
     Write ``episode`` as a robot would record it: images, depth, camera_info, odometry.
 
     ``frames`` selects the episode frames recorded (all by default), ``tf_static`` adds one
     /tf_static message of (parent, child, 4x4) transforms, ``camera_info(i)`` returns the
     (K, width, height) published with frame ``i`` (the episode's by default), ``topics``
-    limits the topics written (names from TOPICS' keys and 'tf').
+    limits the topics written (names from TOPICS' keys and 'tf'), ``names`` renames them
+    ({key: topic}, e.g. a RealSense driver's names).
     """
     base_from_camera = extrinsics_matrix(EXTRINSICS)
     odom = episode.pose @ geometry.invert_pose(base_from_camera)
@@ -166,7 +167,7 @@ def write_bag(path, episode, storage=StoragePlugin.MCAP, odom_frames=None, encod
     if tf_static is not None:
         first = int(episode.stamp[frames[0]]) - 1
         messages.append((first, 'tf', 'tf2_msgs/msg/TFMessage', tf_message(first, tf_static)))
-    names = dict(TOPICS, tf='/tf_static')
+    names = dict(TOPICS, tf='/tf_static', **(names or {}))
     wanted = set(names) if topics is None else set(topics)
     with Writer(path, version=9, storage_plugin=storage) as writer:
         connections = {}

@@ -2,8 +2,9 @@
 Open rosbag2 recordings (MCAP or sqlite3) with ``rosbags``, no ROS: find the bags, check topics.
 
 ``bag_paths`` expands the arguments (a bag directory, an .mcap/.db3 file, or a directory
-holding several bags); ``bag_topics`` lists what they hold; ``read_bag`` checks that one bag has the wanted topics with an accepted
-type and yields its messages deserialised, in recording order.
+holding several bags); ``bag_topics`` lists what they hold; ``read_bag`` checks that one bag
+has the wanted topics with an accepted type and yields its messages deserialised, in
+recording order.
 """
 
 from pathlib import Path

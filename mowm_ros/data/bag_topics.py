@@ -55,11 +55,11 @@ DEPTH_MODES = ('required', 'optional', 'none')
 
 def resolve_topics(paths, given=None, depth='required'):
     """
-    Return {role: topic} for ``image_topic``, ``info_topic``, ``odom_topic`` and
-    ``depth_topic`` (roles as in BagImportConfig; depth None when there is none).
+    Return {role: topic} for the roles of BagImportConfig, found in the recordings.
 
-    ``given`` maps roles to topics named by the user (None or '' = find one). ``depth``:
-    'required' (not finding one is an error), 'optional' or 'none' (no depth). A role that
+    The roles are ``image_topic``, ``info_topic``, ``odom_topic`` and ``depth_topic`` (None
+    when there is none). ``given`` maps roles to topics named by the user (None or '' = find
+    one). ``depth``: 'required' (not finding one is an error), 'optional' or 'none'. A role that
     finds no topic raises BagImportError naming every such role, the candidates tried and the
     topics the recordings hold.
     """

@@ -75,8 +75,10 @@ def run_from_bag(args):
 
 def import_options(args, depth):
     """
-    Return BagImportConfig options from the arguments of ``add_import_arguments``, with the
-    topics not named found in the bags (``depth``: 'required' or 'optional'; --no-depth: none).
+    Return BagImportConfig options from the arguments of ``add_import_arguments``.
+
+    Topics not named are found in the bags (``depth``: 'required' or 'optional'; --no-depth:
+    none).
     """
     # lazy: keeps `mowm` quick to start
     from mowm_ros.data.bag_topics import resolve_topics
