@@ -45,12 +45,12 @@ class StretchConfig:
 
     @property
     def stretch_frames(self):
-        """Stored frames of one held-out stretch."""
+        """Return the stored frames of one held-out stretch."""
         return (self.context + self.horizon - 1) * self.frame_skip + 1
 
     @property
     def guard_frames(self):
-        """Stored frames after a held-out stretch left out of training."""
+        """Return the stored frames after a held-out stretch that training leaves out."""
         return self.horizon * self.frame_skip
 
 
