@@ -182,6 +182,41 @@ def run_stats(args):
     return 0
 
 
+def run_record_sim(args):
+    _show_warnings()
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.sim_recorder import record_sim, SimRecordingConfig
+
+    try:
+        config = SimRecordingConfig(
+            maze_size=args.maze_size, seed=args.seed, steps=args.steps, width=args.width,
+            height=args.height, fovy=args.fovy, storage=args.storage)
+        summary = record_sim(args.out, config, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_record_sim_parser(commands):
+    record = commands.add_parser(
+        'record-sim', help="record the simulated robot's topics (sim_robot's names) into a "
+        'rosbag2 recording, any camera size and field of view')
+    record.add_argument('--out', required=True, help='recording to write (a new directory)')
+    record.add_argument('--maze-size', type=int, default=9, choices=(9, 11, 13, 15))
+    record.add_argument('--seed', type=int, default=0, help='maze and route')
+    record.add_argument('--steps', type=int, default=1000,
+                        help='control periods of 0.25 s (default 1000: 250 s)')
+    record.add_argument('--width', type=int, default=64, help='camera width, pixels')
+    record.add_argument('--height', type=int, default=64, help='camera height, pixels')
+    record.add_argument('--fovy', type=float, default=0.0,
+                        help="vertical field of view, degrees (default: Memory Maze's 80)")
+    record.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    record.add_argument('--no-progress', action='store_true')
+    record.set_defaults(func=run_record_sim)
+
+
 def add_parser(subparsers):
     parser = subparsers.add_parser('data', help='generate, import and inspect episodes')
     commands = parser.add_subparsers(dest='data_command', required=True)
@@ -220,6 +255,8 @@ def add_parser(subparsers):
     bag.add_argument('--min-period', type=float, default=0.0,
                      help='seconds: skip images sooner than this after the last one kept')
     bag.set_defaults(func=run_from_bag)
+
+    add_record_sim_parser(commands)
 
     stats = commands.add_parser('stats', help='frames and revisit fraction of a directory')
     stats.add_argument('directory')
