@@ -100,8 +100,8 @@ def test_a_rerun_resumes_training_and_reuses_the_split_and_evaluations(tmp_path,
     assert adapt(bag, out, '--steps', '2') == 0
     state = json.loads((out / 'adapt' / 'train' / 'last' / 'training.json').read_text())
     assert state['step'] == 2
-    # One history across both runs: validated at the end of each.
-    assert [h['step'] for h in state['history'] if 'val_loss' in h] == [1, 2]
+    # One history across both runs: validated before training and at the end of each run.
+    assert [h['step'] for h in state['history'] if 'val_loss' in h] == [0, 1, 2]
     assert (before.stat().st_mtime_ns, (out / 'adapt' / 'plan.json').stat().st_mtime_ns) \
         == stamp
     assert json.loads((out / 'report.json').read_text())['training']['steps'] == 2

@@ -36,7 +36,7 @@ class TrainConfig:
     data_dir: str = 'data/maze9'
     out_dir: str = 'runs/maze64'
     val_fraction: float = 0.1
-    steps: int = 20000
+    steps: int = 20000  # 0 = no step limit (max_minutes ends the run)
     batch_size: int = 32
     learning_rate: float = 2e-4
     weight_decay: float = 1e-3
@@ -252,8 +252,11 @@ class Trainer:
     def fit(self, progress=True) -> list:
         """Train until config.steps or config.max_minutes; checkpoints allow resuming."""
         config = self.config
+        if config.steps <= 0 and config.max_minutes <= 0:
+            raise ValueError('training needs a limit: steps > 0 or max_minutes > 0')
+        steps = config.steps if config.steps > 0 else math.inf
         start = time.monotonic()
-        bar = tqdm(total=config.steps, initial=self.step, desc='train',
+        bar = tqdm(total=config.steps or None, initial=self.step, desc='train',
                    disable=not (progress and self.dist.is_main))
         epoch = 0
         running = []
@@ -262,7 +265,7 @@ class Trainer:
             raise ValueError(f'{len(self.train_set)} training windows make no batch of '
                              f'{config.batch_size}')
         seconds_before = self.seconds
-        while self.step < config.steps and not stopped_early:
+        while self.step < steps and not stopped_early:
             if self.sampler is not None:
                 self.sampler.set_epoch(epoch)
             for batch in self.loader:
@@ -282,8 +285,8 @@ class Trainer:
                 self.seconds = seconds_before + time.monotonic() - start
                 out_of_time = (config.max_minutes > 0 and
                                time.monotonic() - start > 60 * config.max_minutes)
-                if self.step >= config.steps or out_of_time:
-                    stopped_early = out_of_time and self.step < config.steps
+                if self.step >= steps or out_of_time:
+                    stopped_early = out_of_time and self.step < steps
                     break
             epoch += 1
         bar.close()

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 PLAN_FILE = 'plan.json'
 REPORT_FILE = 'report.json'
 CARD_FILE = 'MODEL_CARD.md'
-UNLIMITED_STEPS = 10**9
 
 
 class AdaptError(ValueError):
@@ -69,7 +68,7 @@ def train_config_for(args, base, base_config):
     return train_config_from_dict({
         'data_dir': str(work_dir(args.out) / 'episodes'),
         'out_dir': str(work_dir(args.out) / 'train'), 'init_from': str(base),
-        'steps': args.steps or UNLIMITED_STEPS, 'batch_size': args.batch_size,
+        'steps': args.steps, 'batch_size': args.batch_size,
         'learning_rate': args.lr, 'warmup_steps': args.warmup, 'num_workers': args.workers,
         'seed': args.seed, 'log_every': 10, 'checkpoint_every': args.checkpoint_every,
         'validate_every': args.checkpoint_every, 'validation_batches': 4,
@@ -183,8 +182,11 @@ def fine_tune(args, train_config, plan):
     val_set = EpisodeDataset([episodes / n for n in plan['episodes']['held_out']], options)
 
     def within_budget(trainer):
+        if trainer.step == 0:
+            trainer.record_validation()     # the base's loss on the held-out stretches
         spent = trainer.seconds / 60
-        if (args.minutes and spent >= args.minutes) or trainer.step >= train_config.steps:
+        if (args.minutes and spent >= args.minutes) or \
+                (args.steps and trainer.step >= args.steps):
             log.info('budget spent (%d steps, %.1f min): not training', trainer.step, spent)
             return False
         trainer.config.max_minutes = args.minutes - spent if args.minutes else 0.0
@@ -197,7 +199,8 @@ def fine_tune(args, train_config, plan):
             'device': str(trainer.device), 'windows': len(train_set),
             'batch_size': train_config.batch_size, 'learning_rate': train_config.learning_rate,
             'budget_minutes': args.minutes, 'budget_steps': args.steps,
-            'validation': validation[-1] if validation else None}, \
+            'validation': validation[-1] if validation else None,
+            'validation_before': validation[0] if validation else None}, \
         Path(train_config.out_dir) / 'last'
 
 

@@ -64,10 +64,14 @@ def data_rows(record):
 
 def training_rows(training):
     """Return the (name, value) rows of the budget and what the fine-tune did."""
-    validation = training['validation']
-    val_text = (f"{validation['val_loss']:.4f} with the render, "
-                f"{validation.get('val_loss_no_render', float('nan')):.4f} without "
-                f"(step {validation['step']})" if validation else 'not measured')
+    def loss(entry):
+        return (f"{entry['val_loss']:.4f} with the render, "
+                f"{entry.get('val_loss_no_render', float('nan')):.4f} without "
+                f"(step {entry['step']})")
+
+    first, last = training.get('validation_before'), training['validation']
+    val_text = 'not measured' if not last else loss(last) if first == last else \
+        f'{loss(first)} -> {loss(last)}'
     return [('budget', _budget(training)),
             ('trained', f"{training['steps']} steps in {training['minutes']:.1f} min on "
                         f"{training['device']}, batch {training['batch_size']}, learning rate "
