@@ -3,18 +3,16 @@
 import json
 
 from bag_fixtures import EXTRINSICS, write_bag
-from mowm_ros import geometry
 from mowm_ros.cli import main
 from mowm_ros.data.bag_import import extrinsics_matrix
-from mowm_ros.data.episode import Episode
 from mowm_ros.data.stretches import plan_split, StretchConfig
-from mowm_ros.memory import scenes
 from mowm_ros.model.checkpoint import default_checkpoint_dir, WEIGHTS_FILE
 from mowm_ros.nodes.world_model_node import model_config_from, PARAMETERS
 from mowm_ros.world_model import Frame, WorldModel
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from scene_episodes import maze_episode
 
 # A RealSense driver's topic names (colour as JPEG), which adapt finds without being told.
 REALSENSE = {'image_topic': '/camera/color/image_raw/compressed',
@@ -25,27 +23,16 @@ TINY = ['--minutes', '0', '--batch-size', '4', '--workers', '0', '--context', '4
         '--horizon', '2', '--sampler-steps', '1', '--no-progress', '--threads', '2']
 
 
-def room_episode(frames):
-    """Return a camera circling in a box room (seen again every 21 frames), 0.25 s apart."""
-    room = scenes.room_scene(seed=3)
-    K = geometry.intrinsics_from_fovy(70.0, WIDTH, HEIGHT)
-    rgb, depth, poses = [], [], []
-    for i in range(frames):
-        pose = geometry.camera_pose_from_planar(2.5 + 0.8 * np.cos(0.3 * i),
-                                                2.5 + 0.8 * np.sin(0.3 * i), 0.3 * i, 0.8)
-        view = room.render(pose, K, WIDTH, HEIGHT)
-        rgb.append(view.rgb)
-        depth.append(np.nan_to_num(view.depth, nan=0.0))
-        poses.append(pose)
-    return Episode(rgb=np.stack(rgb), depth=np.stack(depth).astype(np.float32),
-                   pose=np.stack(poses), K=K, stamp=(np.arange(frames) + 1) * 250_000_000)
+def camera_episode(frames):
+    """Return a non-square camera touring a box maze, a frame every 0.25 s."""
+    return maze_episode(frames, size=(WIDTH, HEIGHT), rate_hz=4.0)
 
 
 def record(path, frames=40, **options):
     """Write a recording as a RealSense robot would: JPEG colour, 16UC1 depth, /tf_static."""
     tf_static = [('base_link', 'camera_optical', extrinsics_matrix(EXTRINSICS))]
     options = {'names': REALSENSE, **options}
-    write_bag(path, room_episode(frames), colour='jpeg', depth_encoding='16UC1',
+    write_bag(path, camera_episode(frames), colour='jpeg', depth_encoding='16UC1',
               tf_static=tf_static, **options)
     return path
 
@@ -84,7 +71,7 @@ def test_adapt_writes_a_checkpoint_the_node_loads_with_a_before_after_report(tmp
                                               finetune=False)))
     try:
         assert str(model.checkpoint_dir) == str(out)
-        episode = room_episode(2)
+        episode = camera_episode(2)
         model.observe(Frame(rgb=episode.rgb[0], depth=episode.depth[0], pose=episode.pose[0],
                             K=episode.K, stamp=int(episode.stamp[0])))
         assert model.imagine(episode.pose[1:], steps=1).images.shape == (1, 1, 64, 64, 3)
@@ -114,6 +101,15 @@ def test_a_rerun_resumes_training_and_reuses_the_split_and_evaluations(tmp_path,
     # Other settings into the same directory are refused, naming what differs.
     assert adapt(bag, out, '--steps', '2', '--horizon', '3') == 2
     assert 'holds an adaptation of other split' in capsys.readouterr().err
+
+
+def test_an_rgb_only_camera_adapts_with_no_depth(tmp_path, capsys):
+    bag = record(tmp_path / 'bag', topics=('image_topic', 'info_topic', 'odom_topic', 'tf'))
+    assert adapt(bag, tmp_path / 'home', '--steps', '1', '--no-depth') == 0
+    report = json.loads((tmp_path / 'home' / 'report.json').read_text())
+    assert report['plan']['recording']['depth_topic'] is None
+    assert sorted(report['comparison']) == ['+ episodic', 'no memory']
+    assert '| + episodic | base |' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('case,options,expected', [
