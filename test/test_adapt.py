@@ -1,6 +1,7 @@
 """``mowm adapt``: rosbag2 recordings to a checkpoint the node loads, with before/after report."""
 
 import json
+import shutil
 
 from bag_fixtures import EXTRINSICS, write_bag
 from mowm_ros.cli import main
@@ -135,6 +136,15 @@ def test_bad_input_stops_before_anything_is_written(tmp_path, capsys, case, opti
     for text in expected:
         assert text in error
     assert not out.exists()
+
+
+def test_another_checkpoint_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / 'copy'
+    shutil.copytree(default_checkpoint_dir(), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert adapt(record(tmp_path / 'bag'), out, '--steps', '1') == 2
+    assert 'holds a checkpoint that mowm adapt did not write' in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_held_out_stretches_are_spread_and_guarded():

@@ -89,6 +89,10 @@ def plan_inputs(args):
         raise AdaptError('give a budget: --minutes > 0 and/or --steps > 0')
     base = Path(args.base) if args.base else checkpoint.default_checkpoint_dir()
     base_config = checkpoint.read_config(base)
+    out = Path(args.out)
+    if (out / checkpoint.CONFIG_FILE).exists() and not (work_dir(out) / PLAN_FILE).exists():
+        raise AdaptError(f'{out} holds a checkpoint that mowm adapt did not write; choose '
+                         'another --out')
     train_config = train_config_for(args, base, base_config)
     skip = int(train_config.dataset.get('frame_skip', 1))
     context_frames = train_config.denoiser.context_frames
