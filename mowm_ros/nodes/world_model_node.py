@@ -149,7 +149,8 @@ def model_config_from(params):
         sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
         weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
-        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
+        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
+        torch_threads=int(params['torch_threads']))
 
 
 def navigator_config_from(params):
@@ -236,6 +237,7 @@ class WorldModelNode(Node):
         self.latest_twist = (0.0, 0.0)
         self.plan = None                   # ((N, 2) positions, monotonic arrival time)
         self.last_observed_stamp = None
+        self.last_prediction_made_at = None   # stamp the newest prediction was made from
         self.predictions_published = 0
         self.depth_skipped = 0             # frames observed without fusing depth (busy)
         self.frames_received = 0           # colour images (paired with depth if used)
@@ -559,6 +561,7 @@ class WorldModelNode(Node):
         path.header.stamp = conversions.ns_to_stamp(made_at)
         self.path_pub.publish(path)
         self.predictions_published += 1
+        self.last_prediction_made_at = made_at
         self.last_prediction_source = source
         rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)
