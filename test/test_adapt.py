@@ -104,10 +104,12 @@ def test_a_rerun_resumes_training_and_reuses_the_split_and_evaluations(tmp_path,
     assert 'holds an adaptation of other split' in capsys.readouterr().err
 
 
-def test_an_rgb_only_camera_adapts_with_no_depth(tmp_path, capsys):
+def test_an_rgb_only_camera_adapts_with_no_depth_for_minutes(tmp_path, capsys):
     bag = record(tmp_path / 'bag', topics=('image_topic', 'info_topic', 'odom_topic', 'tf'))
-    assert adapt(bag, tmp_path / 'home', '--steps', '1', '--no-depth') == 0
+    # A time budget alone (no --steps): training stops once it is spent, after >= 1 step.
+    assert adapt(bag, tmp_path / 'home', '--minutes', '0.001', '--no-depth') == 0
     report = json.loads((tmp_path / 'home' / 'report.json').read_text())
+    assert report['training']['steps'] >= 1 and report['training']['budget_steps'] == 0
     assert report['plan']['recording']['depth_topic'] is None
     assert sorted(report['comparison']) == ['+ episodic', 'no memory']
     assert '| + episodic | base |' in capsys.readouterr().out

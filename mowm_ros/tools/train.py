@@ -94,7 +94,11 @@ def run(args):
     except ValueError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    train(config, train_set, val_set, fresh=args.fresh, progress=not args.no_progress)
+    try:
+        train(config, train_set, val_set, fresh=args.fresh, progress=not args.no_progress)
+    except ValueError as exc:       # no limit, or too few windows for a batch
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     return 0
 
 
