@@ -87,7 +87,9 @@ def plan_inputs(args):
 
     if args.minutes < 0 or args.steps < 0 or not (args.minutes or args.steps):
         raise AdaptError('give a budget: --minutes > 0 and/or --steps > 0')
-    base = Path(args.base) if args.base else checkpoint.default_checkpoint_dir()
+    # Absolute paths: the card names them, and evaluations are cached by checkpoint path.
+    args.out = str(Path(args.out).expanduser().resolve())
+    base = Path(args.base or checkpoint.default_checkpoint_dir()).expanduser().resolve()
     base_config = checkpoint.read_config(base)
     out = Path(args.out)
     if (out / checkpoint.CONFIG_FILE).exists() and not (work_dir(out) / PLAN_FILE).exists():
@@ -126,7 +128,7 @@ def prepare_data(args, base, stretches, import_config):
     work = work_dir(args.out)
     signature = json.loads(json.dumps({
         'recordings': recording_identity(args.bag), 'import': asdict(import_config),
-        'split': asdict(stretches), 'base': str(Path(base).resolve())}))
+        'split': asdict(stretches), 'base': str(base)}))
     plan = None if args.fresh else load_plan(work)
     if plan is not None:
         names = [n for kind in plan['episodes'].values() for n in kind]
