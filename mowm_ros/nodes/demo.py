@@ -252,7 +252,7 @@ def run_demo(config, log=print):
         Parameter('keyframe_min_translation', value=config.keyframe_min_translation),
         Parameter('keyframe_min_rotation', value=config.keyframe_min_rotation),
         Parameter('use_depth', value=not config.rgb_only),
-        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
     monitor = DemoMonitor(config, context=context)
     view = recording and RerunView(recording, context=context, parameter_overrides=[
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])

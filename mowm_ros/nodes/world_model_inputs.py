@@ -84,13 +84,19 @@ class FrameInputMixin:
             import message_filters  # lazy: optional, from a ROS distribution
         except ImportError:
             return False
-        subscribers = [message_filters.Subscriber(self, Image, topic,
-                                                  qos_profile=qos_profile_sensor_data)
-                       for topic in ('camera/image_raw', 'camera/depth/image_raw')]
+        self._filter_subscribers = [
+            message_filters.Subscriber(self, Image, topic, qos_profile=qos_profile_sensor_data)
+            for topic in ('camera/image_raw', 'camera/depth/image_raw')]
         self._synchronizer = message_filters.ApproximateTimeSynchronizer(
-            subscribers, queue_size=8, slop=self.params['pair_slop_s'])
-        self._synchronizer.registerCallback(self._on_synchronized_pair)
+            self._filter_subscribers, queue_size=8, slop=self.params['pair_slop_s'])
+        self._synchronizer.registerCallback(self.when_active(self._on_synchronized_pair))
         return True
+
+    def _destroy_synchronizer(self):
+        for subscriber in getattr(self, '_filter_subscribers', ()):
+            self.destroy_subscription(subscriber.sub)
+        self._filter_subscribers = []
+        self._synchronizer = None
 
     def _on_synchronized_pair(self, image_msg, depth_msg):
         now = time.monotonic()

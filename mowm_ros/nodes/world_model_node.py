@@ -8,6 +8,7 @@ on worker threads, the newest prediction request wins. Image-goal navigation is 
 parameters in ``world_model_params``.
 """
 
+import gc
 import os
 import threading
 import time
@@ -17,23 +18,21 @@ from mowm_ros.extrinsics import extrinsics_matrix
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
+from mowm_ros.nodes.lifecycle import ManagedNode
 from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.nodes.workers import LatestWorker
 from mowm_ros.nodes.world_model_goal import GOAL_CHECK_PERIOD_S, ImageGoalMixin
 from mowm_ros.nodes.world_model_inputs import FrameInputMixin, LOG_THROTTLE_S
 from mowm_ros.nodes.world_model_memory import MemoryMixin
-from mowm_ros.nodes.world_model_params import (check_parameter, LIVE_PARAMETERS,
-                                               model_config_from, navigator_config_from,
-                                               PARAMETERS)
+from mowm_ros.nodes.world_model_params import (check_parameter, model_config_from,
+                                               navigator_config_from, SPECS)
 from mowm_ros.planning.agreement import memory_agreement
 from mowm_ros.planning.navigator import ImageGoalNavigator, world_model_keyframes
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
 from mowm_ros.world_model import WorldModel
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
@@ -46,25 +45,39 @@ __all__ = ['LATCHED', 'RELIABLE_1', 'RELIABLE_2', 'WorldModelNode', 'check_param
 OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 Hz camera
 
 
-class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, Node):
+class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
+    """
+    The world model as a managed node (``lifecycle.ManagedNode`` says what each transition does).
+
+    configure loads the model (``model`` given here is used for the first configure) and
+    restores the snapshot; activate starts predicting; deactivate stops predicting and
+    ignores input, keeping the memory; cleanup releases the model and its memory (and the CUDA
+    cache); shutdown saves the snapshot first.
+    """
 
     def __init__(self, model=None, **kwargs):
-        super().__init__('world_model', **kwargs)
-        for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default)
-        self.params = {name: self.get_parameter(name).value for name in PARAMETERS}
-        p = self.params
-        for name, value in p.items():
-            reason = check_parameter(name, value)
-            if reason:
-                raise ValueError(f'invalid parameter: {reason}')
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        super().__init__('world_model', SPECS, **kwargs)
+        self._given_model = model
+        self.model = None
+        self.snapshot_dir = ''
+        self.rejected = {}
+        self.predictions_published = 0
+        self.depth_skipped = 0             # frames observed without fusing depth (busy)
+        self.frames_received = 0           # colour images (paired with depth if used)
+        self.goals_received = 0
+        self.goal_outcome = 'none'         # how the last goal ended: reached | cancelled
+        self.goal_lock = threading.Lock()
+        self.goal = None                   # the ActiveGoal, or None
+        self.observer = self.predictor = self.goal_planner = None
+
+    def configure(self, p):
         if p['torch_threads'] > 0:
             torch.set_num_threads(p['torch_threads'])
         self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])
         self.tf_buffer = self._tf_buffer() if p['extrinsics_from_tf'] else None
+        model, self._given_model = self._given_model, None
         self.model = model or WorldModel(model_config_from(p))
-        # Absolute once: every snapshot goes where the parameter said at start-up, whatever
+        # Absolute once: every snapshot goes where the parameter said at configure, whatever
         # the working directory later; MemoryStore refuses to write outside it.
         self.snapshot_dir = os.path.abspath(os.path.expanduser(p['snapshot_dir'])) \
             if p['snapshot_dir'] else ''
@@ -79,23 +92,15 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, Node):
         self.odometry = OdometryBuffer(max_gap_s=p['max_odom_gap_s'])
         self.pairer = StampPairer(p['pair_slop_s'])
         self.rates = {name: RateMeter() for name in ('image', 'depth', 'odom')}
-        self.rejected = {}
         self.camera = None                 # (K, (width, height)) of the latest camera_info
         self.parked = []                   # frames newer than the newest odometry
         self.camera_frame = 'camera_optical_frame'
         self.latest_twist = (0.0, 0.0)
         self.plan = None                   # ((N, 2) positions, monotonic arrival time)
         self.last_observed_stamp = None
-        self.predictions_published = 0
-        self.depth_skipped = 0             # frames observed without fusing depth (busy)
-        self.frames_received = 0           # colour images (paired with depth if used)
         self.last_prediction_source = None
-        self.last_agreement = None            # planning.agreement.Agreement of the last
+        self.last_agreement = None         # planning.agreement.Agreement of the last
         self.latency_ms = []
-        self.goal_lock = threading.Lock()
-        self.goal = None                   # the ActiveGoal, or None
-        self.goals_received = 0
-        self.goal_outcome = 'none'         # how the last goal ended: reached | cancelled
         self.last_goal_plan = None         # the newest NavigationPlan, kept for diagnostics
         self._navigator_goal = None        # goal number the navigator last planned for
         self.navigator = ImageGoalNavigator(
@@ -110,60 +115,76 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, Node):
                                          on_error=self._worker_failed)
 
         if not (p['use_depth'] and self._subscribe_with_message_filters()):
-            self.create_subscription(Image, 'camera/image_raw', self._on_image,
-                                     qos_profile_sensor_data)
+            self.subscription(Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data)
             if p['use_depth']:
-                self.create_subscription(Image, 'camera/depth/image_raw', self._on_depth,
-                                         qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
-                                 qos_profile_sensor_data)
-        self.create_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
-        self.create_subscription(Path, 'plan', self._on_plan, RELIABLE_1)
-        self.create_subscription(Image, '~/goal_image', self._on_goal_image, RELIABLE_1)
+                self.subscription(Image, 'camera/depth/image_raw', self._on_depth,
+                                  qos_profile_sensor_data)
+        self.subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
+                          qos_profile_sensor_data)
+        self.subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
+        self.subscription(Path, 'plan', self._on_plan, RELIABLE_1)
+        self.subscription(Image, '~/goal_image', self._on_goal_image, RELIABLE_1)
 
-        self.image_pub = self.create_publisher(Image, '~/predicted/image', RELIABLE_2)
-        self.info_pub = self.create_publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
-        self.mosaic_pub = self.create_publisher(Image, '~/predicted/mosaic', RELIABLE_1)
-        self.path_pub = self.create_publisher(Path, '~/predicted/path', RELIABLE_1)
-        self.agreement_pub = self.create_publisher(Float32, '~/predicted/memory_agreement',
-                                                   RELIABLE_1)
-        self.cloud_pub = self.create_publisher(PointCloud2, '~/memory/cloud', LATCHED)
-        self.keyframes_pub = self.create_publisher(MarkerArray, '~/memory/keyframes',
-                                                   RELIABLE_1)
-        self.costmap_pub = self.create_publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
-        self.best_path_pub = self.create_publisher(Path, '~/best_path', RELIABLE_1)
-        self.goal_view_pub = self.create_publisher(Image, '~/goal/imagined_view', RELIABLE_1)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_service(Trigger, '~/reset_memory', self._reset_memory)
-        self.create_service(Trigger, '~/save_memory', self._save_memory)
-        self.create_service(Trigger, '~/cancel_goal', self._cancel_goal)
-
-        self.create_timer(p['prediction_period_s'], self._request_prediction)
-        self.create_timer(p['memory_period_s'], self._publish_memory)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(GOAL_CHECK_PERIOD_S, self._check_goal)
-        if self.snapshot_dir and p['snapshot_period_s'] > 0:
-            self.create_timer(p['snapshot_period_s'], self._periodic_snapshot)
+        self.image_pub = self.publisher(Image, '~/predicted/image', RELIABLE_2)
+        self.info_pub = self.publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
+        self.mosaic_pub = self.publisher(Image, '~/predicted/mosaic', RELIABLE_1)
+        self.path_pub = self.publisher(Path, '~/predicted/path', RELIABLE_1)
+        self.agreement_pub = self.publisher(Float32, '~/predicted/memory_agreement', RELIABLE_1)
+        self.cloud_pub = self.publisher(PointCloud2, '~/memory/cloud', LATCHED)
+        self.keyframes_pub = self.publisher(MarkerArray, '~/memory/keyframes', RELIABLE_1)
+        self.costmap_pub = self.publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
+        self.best_path_pub = self.publisher(Path, '~/best_path', RELIABLE_1)
+        self.goal_view_pub = self.publisher(Image, '~/goal/imagined_view', RELIABLE_1)
+        self.diagnostics_pub = self.publisher(DiagnosticArray, '/diagnostics', 10)
+        self.service(Trigger, '~/reset_memory', self._reset_memory)
+        self.service(Trigger, '~/save_memory', self._save_memory)
+        self.service(Trigger, '~/cancel_goal', self._cancel_goal)
         self.get_logger().info(
-            f'world model ready: checkpoint {self.model.checkpoint_dir}, device '
+            f'world model configured: checkpoint {self.model.checkpoint_dir}, device '
             f'{self.model.device}, experts {list(self.model.config.experts)}')
 
-    def _on_set_parameters(self, parameters):
-        """Accept valid changes of the live parameters; refuse anything else with the reason."""
-        for parameter in parameters:
-            if parameter.name not in PARAMETERS:
-                continue
-            if parameter.name not in LIVE_PARAMETERS:
-                return SetParametersResult(
-                    successful=False, reason=f'{parameter.name} is read at start-up: restart '
-                                             'the node to change it')
-            reason = check_parameter(parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        for parameter in parameters:
-            if parameter.name in LIVE_PARAMETERS:
-                self.params[parameter.name] = parameter.value
-        return SetParametersResult(successful=True)
+    def activate(self):
+        p = self.params
+        self.timer(p['prediction_period_s'], self._request_prediction)
+        self.timer(p['memory_period_s'], self._publish_memory)
+        self.timer(1.0, self._publish_diagnostics)
+        self.timer(GOAL_CHECK_PERIOD_S, self._check_goal)
+        if self.snapshot_dir and p['snapshot_period_s'] > 0:
+            self.timer(p['snapshot_period_s'], self._periodic_snapshot)
+
+    def deactivate(self):
+        """Let queued frames into the memory; a prediction in flight is not published."""
+        self.observer.wait_idle(timeout=10.0)
+        self.predictor.wait_idle(timeout=30.0)
+
+    def finish(self):
+        """Save the memory (when a snapshot directory is set)."""
+        if self.snapshot_dir and self.model is not None:
+            try:
+                path = self.save_snapshot()
+                self.get_logger().info(f'memory saved to {path}')
+            except (OSError, SnapshotError, ValueError) as exc:
+                self.get_logger().error(f'saving memory at shutdown failed: {exc}')
+
+    def release(self):
+        """Stop the workers, drop the model and its memory, empty the CUDA cache."""
+        for worker in (self.goal_planner, self.predictor, self.observer):
+            if worker is not None:
+                worker.stop()
+        self.observer = self.predictor = self.goal_planner = None
+        with self.goal_lock:
+            self.goal = None
+        self.navigator = None
+        self._destroy_synchronizer()
+        self.tf_buffer = None
+        model, self.model = self.model, None
+        if model is not None:
+            cuda = model.device.type == 'cuda'
+            model.close()
+            del model
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
 
     def _worker_failed(self, name, exc):
         if not self.context.ok():
@@ -213,6 +234,8 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, Node):
         and the newest frame in the context (``~/predicted/path``'s header carries it), so no
         prediction is stamped before information it used.
         """
+        if not self.active:
+            return                                  # deactivated meanwhile
         start = time.perf_counter()
         state = self.model.rollout_state()
         latest = self.odometry.latest()
@@ -287,20 +310,6 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, Node):
         array = DiagnosticArray(status=[status, goal])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
-
-    def close(self):
-        """Stop the workers and save the memory (when a snapshot directory is set)."""
-        self.goal_planner.stop()
-        self.predictor.stop()
-        self.observer.wait_idle(timeout=10.0)
-        self.observer.stop()
-        if self.snapshot_dir:
-            try:
-                path = self.model.save(self.snapshot_dir)
-                self.get_logger().info(f'memory saved to {path}')
-            except (OSError, SnapshotError, ValueError) as exc:
-                self.get_logger().error(f'saving memory at shutdown failed: {exc}')
-        self.model.close()
 
 
 def main(args=None):

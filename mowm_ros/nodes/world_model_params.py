@@ -1,12 +1,12 @@
 """
 The world_model node's parameters: names and defaults, validation, the configs built from them.
 
-Pure Python (no rclpy): the node declares them, ``check_parameter`` validates a value when the
-node starts and when it is set at run time.
+One ``parameters.Spec`` each (default, description, limits; defaults from the config
+dataclasses where they have one): the node declares them with descriptors and checks them at
+configure and when a live one is set.
 """
 
 from dataclasses import replace
-import math
 import os
 
 from mowm_ros.device import check_device
@@ -14,71 +14,119 @@ from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.model import checkpoint
 from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
+from mowm_ros.nodes.parameters import default_of, Spec
 from mowm_ros.planning.navigator import NavigatorConfig
 from mowm_ros.world_model import spatial_config_for, WorldModelConfig
 
 
-PARAMETERS = {
-    'checkpoint': '', 'device': 'auto', 'sampler_steps': 4, 'horizon': 4,
-    'frame_interval_s': 0.5, 'prediction_period_s': 1.0,
-    'experts': list(EXPERT_NAMES), 'composition': 'contrastive',
-    **{f'weight_{name}': weight for name, weight in DEFAULT_WEIGHTS.items()},
-    'finetune': True, 'max_points': 1_000_000, 'voxel_size': 0.0, 'keyframe_capacity': 1000,
-    'keyframe_min_translation': 0.3, 'keyframe_min_rotation': 0.35, 'snapshot_dir': '',
-    'snapshot_period_s': 60.0, 'odom_frame': 'odom', 'use_depth': True, 'pair_slop_s': 0.02,
-    'max_odom_gap_s': 0.5, 'plan_timeout_s': 2.0, 'plan_spacing_m': 0.0,
-    'memory_period_s': 2.0, 'cloud_max_points': 200_000, 'costmap_resolution': 0.1,
-    'camera_extrinsics': list(DEFAULT_EXTRINSICS), 'base_frame': 'base_link',
-    'extrinsics_from_tf': True, 'integration_max_width': 320, 'torch_threads': 0,
-    'goal_experts': ['short_term', 'spatial'], 'goal_sampler_steps': 2,
-    'goal_time_budget_s': 10.0, 'goal_replan_period_s': 2.0, 'goal_max_candidates': 256,
-    'goal_candidate_yaws': 8, 'goal_approach_distance_m': 2.0, 'goal_arrive_distance_m': 0.5,
-    'goal_robot_radius_m': 0.3,
-}
+def _raises(function):
+    """A Spec check from a function raising ValueError on a bad value."""
+    def check(name, value):
+        try:
+            function(value, name)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return check
 
-# Parameters the node reads while it runs; a change of any other one needs a restart.
-LIVE_PARAMETERS = ('horizon', 'frame_interval_s', 'plan_timeout_s', 'plan_spacing_m',
-                   'cloud_max_points', 'costmap_resolution', 'integration_max_width',
-                   'odom_frame')
-_AT_LEAST = {'sampler_steps': 1, 'horizon': 1, 'max_points': 1, 'keyframe_capacity': 2,
-             'cloud_max_points': 0, 'integration_max_width': 0, 'torch_threads': 0,
-             'voxel_size': 0.0, 'keyframe_min_translation': 0.0, 'keyframe_min_rotation': 0.0,
-             'snapshot_period_s': 0.0, 'pair_slop_s': 0.0, 'plan_timeout_s': 0.0,
-             'plan_spacing_m': 0.0, 'goal_sampler_steps': 1, 'goal_time_budget_s': 0.0,
-             'goal_replan_period_s': 0.0, 'goal_max_candidates': 1, 'goal_candidate_yaws': 1,
-             'goal_approach_distance_m': 0.0, 'goal_robot_radius_m': 0.0}
-_POSITIVE = ('frame_interval_s', 'prediction_period_s', 'memory_period_s', 'max_odom_gap_s',
-             'costmap_resolution', 'goal_arrive_distance_m')
+
+def _not_empty(name, value):
+    return None if value else f'{name} must not be empty'
+
+
+def _directory_or_absent(name, value):
+    path = os.path.expanduser(value)
+    if value and os.path.exists(path) and not os.path.isdir(path):
+        return f'{name} {value!r} exists and is not a directory'
+    return None
+
+
+_MODEL = WorldModelConfig
+_EPISODIC = EpisodicBufferConfig
+_NAVIGATOR = NavigatorConfig
+SPECS = {
+    'checkpoint': Spec(default_of(_MODEL, 'checkpoint'),
+                       "model checkpoint directory; '' = the one shipped with the package"),
+    'device': Spec(default_of(_MODEL, 'device'), 'torch device: auto | cpu | cuda | cuda:N',
+                   check=_raises(lambda value, name: check_device(value))),
+    'sampler_steps': Spec(default_of(_MODEL, 'sampler_steps'),
+                          'DDIM steps per predicted view', minimum=1),
+    'horizon': Spec(4, 'predicted frames per request', minimum=1, live=True),
+    'frame_interval_s': Spec(0.5, 'seconds between predicted frames (the model spacing)',
+                             positive=True, live=True),
+    'prediction_period_s': Spec(1.0, 'seconds between prediction requests', positive=True),
+    'experts': Spec(list(EXPERT_NAMES), 'experts composed when predicting',
+                    choices=EXPERT_NAMES),
+    'composition': Spec(default_of(_MODEL, 'composition'), 'how experts are composed',
+                        choices=('contrastive', 'naive')),
+    **{f'weight_{name}': Spec(weight, f'composition weight of the {name} expert')
+       for name, weight in DEFAULT_WEIGHTS.items()},
+    'finetune': Spec(default_of(_MODEL, 'finetune_on_observe'),
+                     'test-time finetuning of the episodic adapters'),
+    'max_points': Spec(1_000_000, 'spatial memory cap (points)', minimum=1),
+    'voxel_size': Spec(0.0, 'spatial memory voxel (m); 0 = as the checkpoint was trained',
+                       minimum=0.0),
+    'keyframe_capacity': Spec(default_of(_EPISODIC, 'capacity'), 'episodic memory keyframes',
+                              minimum=2),
+    'keyframe_min_translation': Spec(default_of(_EPISODIC, 'min_translation'),
+                                     'metres moved before a new keyframe', minimum=0.0),
+    'keyframe_min_rotation': Spec(default_of(_EPISODIC, 'min_rotation'),
+                                  'radians turned before a new keyframe', minimum=0.0),
+    'snapshot_dir': Spec('', "memory snapshots: restored at configure, saved periodically and "
+                             "at shutdown; '' = none", check=_directory_or_absent),
+    'snapshot_period_s': Spec(60.0, 'seconds between snapshots; 0 = only at shutdown',
+                              minimum=0.0),
+    'odom_frame': Spec('odom', 'frame of odometry, predicted paths and the memory',
+                       live=True, check=_not_empty),
+    'use_depth': Spec(True, 'pair camera/depth/image_raw with colour; false: RGB only '
+                            '(no spatial memory)'),
+    'pair_slop_s': Spec(0.02, 'colour and depth stamps pair within this (s)', minimum=0.0),
+    'max_odom_gap_s': Spec(0.5, 'odometry further than this from an image stamp is unusable',
+                           positive=True),
+    'plan_timeout_s': Spec(2.0, 'predict along `plan` while it is this fresh (s)',
+                           minimum=0.0, live=True),
+    'plan_spacing_m': Spec(0.0, 'metres between predicted poses on a plan; 0 = from speed',
+                           minimum=0.0, live=True),
+    'memory_period_s': Spec(2.0, 'seconds between memory cloud/keyframes/costmap messages',
+                            positive=True),
+    'cloud_max_points': Spec(200_000, 'points in ~/memory/cloud; 0 = all', minimum=0,
+                             live=True),
+    'costmap_resolution': Spec(_NAVIGATOR.grid_resolution, 'metres per ~/memory/costmap cell',
+                               positive=True, live=True),
+    'camera_extrinsics': Spec(list(DEFAULT_EXTRINSICS), 'camera optical frame in the base '
+                              'frame: x y z qx qy qz qw (until TF gives it)',
+                              check=_raises(extrinsics_matrix)),
+    'base_frame': Spec('base_link', 'robot base frame (TF extrinsics)', check=_not_empty),
+    'extrinsics_from_tf': Spec(True, 'take base_frame <- camera frame from TF when known'),
+    'integration_max_width': Spec(320, 'wider frames are subsampled before the memory sees '
+                                       'them; 0 = full resolution', minimum=0, live=True),
+    'torch_threads': Spec(0, "PyTorch intra-op threads; 0 = PyTorch's default", minimum=0),
+    'goal_experts': Spec(['short_term', 'spatial'], 'experts imagining candidate goal views',
+                         choices=EXPERT_NAMES),
+    'goal_sampler_steps': Spec(2, 'DDIM steps per imagined view while planning', minimum=1),
+    'goal_time_budget_s': Spec(10.0, 'seconds of candidate scoring per plan; 0 = no limit',
+                               minimum=0.0),
+    'goal_replan_period_s': Spec(2.0, 'plan again this often while a goal is active; 0 = once',
+                                 minimum=0.0),
+    'goal_max_candidates': Spec(_NAVIGATOR.max_candidates, 'candidate goal poses scored',
+                                minimum=1),
+    'goal_candidate_yaws': Spec(_NAVIGATOR.candidate_yaws, 'headings per candidate position',
+                                minimum=1),
+    'goal_approach_distance_m': Spec(_NAVIGATOR.approach_distance, 'within this of the goal a '
+                                     'CEM over controls shapes the path', minimum=0.0),
+    'goal_arrive_distance_m': Spec(_NAVIGATOR.arrive_distance, 'the goal is reached within '
+                                                               'this', positive=True),
+    'goal_robot_radius_m': Spec(_NAVIGATOR.robot_radius, 'obstacles are inflated by this',
+                                minimum=0.0),
+}
+PARAMETERS = {name: spec.default for name, spec in SPECS.items()}
+# Parameters the node reads while it runs; any other one is read only (read at configure).
+LIVE_PARAMETERS = tuple(name for name, spec in SPECS.items() if spec.live)
 
 
 def check_parameter(name, value):
     """Return why ``value`` is not valid for parameter ``name``, or None when it is."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f'{name} must be finite, got {value}'
-    if name in _AT_LEAST and value < _AT_LEAST[name]:
-        return f'{name} must be >= {_AT_LEAST[name]}, got {value}'
-    if name in _POSITIVE and not value > 0:
-        return f'{name} must be > 0, got {value}'
-    if name in ('experts', 'goal_experts') and (not value or not set(value) <= set(EXPERT_NAMES)):
-        return f'{name} must be a non-empty subset of {list(EXPERT_NAMES)}, got {list(value)}'
-    if name == 'composition' and value not in ('contrastive', 'naive'):
-        return f"composition must be 'contrastive' or 'naive', got {value!r}"
-    if name == 'device':
-        try:
-            check_device(value)
-        except ValueError as exc:
-            return str(exc)
-    if name == 'camera_extrinsics':
-        try:
-            extrinsics_matrix(value, name)
-        except ValueError as exc:
-            return str(exc)
-    if name in ('odom_frame', 'base_frame') and not value:
-        return f'{name} must not be empty'
-    if name == 'snapshot_dir' and value and os.path.exists(os.path.expanduser(value)) \
-            and not os.path.isdir(os.path.expanduser(value)):
-        return f'snapshot_dir {value!r} exists and is not a directory'
-    return None
+    return SPECS[name].problem(name, value)
 
 
 def experts_from(params, name='experts'):
