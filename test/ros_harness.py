@@ -172,7 +172,7 @@ class RosHarness:
 
 
 class LifecycleClient:
-    """Drives a managed node through the standard lifecycle services, as a lifecycle manager does."""
+    """Drives a managed node through the standard lifecycle services, as a manager does."""
 
     def __init__(self, node, target, timeout=60.0):
         from lifecycle_msgs.srv import ChangeState, GetState

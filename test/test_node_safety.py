@@ -3,9 +3,9 @@ Safe configuration of the world_model node: parameters validated when set, snaps
 
 Invalid values are refused with the reason, when the node is configured (the transition fails
 naming the parameter; a standalone process exits with it) and when set at run time
-(SetParametersResult.reason); parameters read only at configure are read only. A snapshot directory whose
-``snapshots`` entry leads outside it makes saving fail with a logged reason, never writes
-outside, and never kills the node.
+(SetParametersResult.reason); parameters read only at configure are read only. A snapshot
+directory whose ``snapshots`` entry leads outside it makes saving fail with a logged reason,
+never writes outside, and never kills the node.
 """
 
 import math

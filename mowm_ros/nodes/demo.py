@@ -241,7 +241,7 @@ def run_demo(config, log=print):
         Parameter('mode', value='explore'), Parameter('seed', value=config.seed),
         Parameter('rate_hz', value=config.rate_hz),
         Parameter('max_steps', value=0 if config.live else config.steps),
-        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
     world_model = WorldModelNode(context=context, parameter_overrides=[
         Parameter('horizon', value=config.horizon),
         Parameter('sampler_steps', value=config.sampler_steps),

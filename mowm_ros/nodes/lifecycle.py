@@ -21,6 +21,7 @@ manager (Nav2's) drives the transitions.
 from mowm_ros.nodes import parameters as node_parameters
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 from rclpy.service import Service
 from rclpy.subscription import Subscription
 
@@ -52,7 +53,7 @@ class ManagedNode(LifecycleNode):
         """Make what the node needs from ``params``; raise to fail the transition."""
 
     def activate(self):
-        """Start the node's timers (``self.timer``; they stop at deactivate)."""
+        """Start the node's timers (``make_timer``; they stop at deactivate)."""
 
     def deactivate(self):
         """After the timers are stopped: wait for work in flight."""
@@ -64,26 +65,27 @@ class ManagedNode(LifecycleNode):
         """Drop what ``configure`` made; must work after a configure that failed half way."""
 
     # --- what configure and activate make ----------------------------------------------------
-    def publisher(self, *args, **kwargs):
+    def make_publisher(self, *args, **kwargs):
         """A lifecycle publisher (silent unless active), destroyed at cleanup."""
-        return self._keep(self.create_lifecycle_publisher(*args, **kwargs))
+        return self.keep(self.create_lifecycle_publisher(*args, **kwargs))
 
-    def subscription(self, msg_type, topic, callback, qos, **kwargs):
+    def make_subscription(self, msg_type, topic, callback, qos, **kwargs):
         """A subscription whose messages are taken only while active, destroyed at cleanup."""
-        return self._keep(self.create_subscription(msg_type, topic, self.when_active(callback),
-                                                   qos, **kwargs))
+        return self.keep(self.create_subscription(
+            msg_type, topic, self.when_active(callback), qos, **kwargs))
 
-    def service(self, *args, **kwargs):
+    def make_service(self, *args, **kwargs):
         """A service (answering while configured), destroyed at cleanup."""
-        return self._keep(self.create_service(*args, **kwargs))
+        return self.keep(self.create_service(*args, **kwargs))
 
-    def timer(self, period_s, callback, **kwargs):
+    def make_timer(self, period_s, callback, **kwargs):
         """A timer on the node's clock, running while active (made in ``activate``)."""
         timer = self.create_timer(period_s, callback, **kwargs)
         self._timers.append(timer)
         return timer
 
-    def _keep(self, entity):
+    def keep(self, entity):
+        """Destroy ``entity`` (a publisher, subscription or service) at cleanup."""
         self._made.append(entity)
         return entity
 
@@ -94,6 +96,8 @@ class ManagedNode(LifecycleNode):
         for entity in reversed(self._made):
             if isinstance(entity, LifecyclePublisher):
                 self.destroy_lifecycle_publisher(entity)
+            elif isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
             elif isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
             elif isinstance(entity, Service):
@@ -170,6 +174,12 @@ class ManagedNode(LifecycleNode):
             self.trigger_shutdown()
         if self.configured:            # the context is gone (Ctrl-C): no state machine left
             self.on_shutdown(None)
+
+    def destroy_node(self):
+        # rclpy's LifecycleNode leaves its state machine holding the node handle, so the DDS
+        # participant outlives the context (its nodes stay in the graph): destroy it too.
+        self._state_machine.destroy_when_not_in_use()
+        super().destroy_node()
 
     def start(self):
         """Configure and activate; raise ValueError with the reason when configure fails."""

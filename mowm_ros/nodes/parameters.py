@@ -55,7 +55,8 @@ class Spec:
         kind = type(self.default)
         if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
             return f'{name} must be a number, got {value!r}'
-        if kind in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind in (int, float) and number:
             if not math.isfinite(value):
                 return f'{name} must be finite, got {value}'
             if self.minimum is not None and value < self.minimum:
@@ -71,6 +72,17 @@ class Spec:
                 what = 'a non-empty subset of' if isinstance(self.default, list) else 'one of'
                 return f'{name} must be {what} {list(self.choices)}, got {value!r}'
         return self.check(name, value) if self.check is not None else None
+
+
+def check_by(function):
+    """A Spec check from ``function(value, name)``, which raises ValueError on a bad value."""
+    def check(name, value):
+        try:
+            function(value, name)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return check
 
 
 def default_of(config_class, field_name):

@@ -115,42 +115,44 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
                                          on_error=self._worker_failed)
 
         if not (p['use_depth'] and self._subscribe_with_message_filters()):
-            self.subscription(Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data)
+            self.make_subscription(Image, 'camera/image_raw', self._on_image,
+                                   qos_profile_sensor_data)
             if p['use_depth']:
-                self.subscription(Image, 'camera/depth/image_raw', self._on_depth,
-                                  qos_profile_sensor_data)
-        self.subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
-                          qos_profile_sensor_data)
-        self.subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
-        self.subscription(Path, 'plan', self._on_plan, RELIABLE_1)
-        self.subscription(Image, '~/goal_image', self._on_goal_image, RELIABLE_1)
+                self.make_subscription(Image, 'camera/depth/image_raw', self._on_depth,
+                                       qos_profile_sensor_data)
+        self.make_subscription(CameraInfo, 'camera/camera_info', self._on_camera_info,
+                               qos_profile_sensor_data)
+        self.make_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
+        self.make_subscription(Path, 'plan', self._on_plan, RELIABLE_1)
+        self.make_subscription(Image, '~/goal_image', self._on_goal_image, RELIABLE_1)
 
-        self.image_pub = self.publisher(Image, '~/predicted/image', RELIABLE_2)
-        self.info_pub = self.publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
-        self.mosaic_pub = self.publisher(Image, '~/predicted/mosaic', RELIABLE_1)
-        self.path_pub = self.publisher(Path, '~/predicted/path', RELIABLE_1)
-        self.agreement_pub = self.publisher(Float32, '~/predicted/memory_agreement', RELIABLE_1)
-        self.cloud_pub = self.publisher(PointCloud2, '~/memory/cloud', LATCHED)
-        self.keyframes_pub = self.publisher(MarkerArray, '~/memory/keyframes', RELIABLE_1)
-        self.costmap_pub = self.publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
-        self.best_path_pub = self.publisher(Path, '~/best_path', RELIABLE_1)
-        self.goal_view_pub = self.publisher(Image, '~/goal/imagined_view', RELIABLE_1)
-        self.diagnostics_pub = self.publisher(DiagnosticArray, '/diagnostics', 10)
-        self.service(Trigger, '~/reset_memory', self._reset_memory)
-        self.service(Trigger, '~/save_memory', self._save_memory)
-        self.service(Trigger, '~/cancel_goal', self._cancel_goal)
+        self.image_pub = self.make_publisher(Image, '~/predicted/image', RELIABLE_2)
+        self.info_pub = self.make_publisher(CameraInfo, '~/predicted/camera_info', RELIABLE_2)
+        self.mosaic_pub = self.make_publisher(Image, '~/predicted/mosaic', RELIABLE_1)
+        self.path_pub = self.make_publisher(Path, '~/predicted/path', RELIABLE_1)
+        self.agreement_pub = self.make_publisher(Float32, '~/predicted/memory_agreement',
+                                                 RELIABLE_1)
+        self.cloud_pub = self.make_publisher(PointCloud2, '~/memory/cloud', LATCHED)
+        self.keyframes_pub = self.make_publisher(MarkerArray, '~/memory/keyframes', RELIABLE_1)
+        self.costmap_pub = self.make_publisher(OccupancyGrid, '~/memory/costmap', LATCHED)
+        self.best_path_pub = self.make_publisher(Path, '~/best_path', RELIABLE_1)
+        self.goal_view_pub = self.make_publisher(Image, '~/goal/imagined_view', RELIABLE_1)
+        self.diagnostics_pub = self.make_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.make_service(Trigger, '~/reset_memory', self._reset_memory)
+        self.make_service(Trigger, '~/save_memory', self._save_memory)
+        self.make_service(Trigger, '~/cancel_goal', self._cancel_goal)
         self.get_logger().info(
             f'world model configured: checkpoint {self.model.checkpoint_dir}, device '
             f'{self.model.device}, experts {list(self.model.config.experts)}')
 
     def activate(self):
         p = self.params
-        self.timer(p['prediction_period_s'], self._request_prediction)
-        self.timer(p['memory_period_s'], self._publish_memory)
-        self.timer(1.0, self._publish_diagnostics)
-        self.timer(GOAL_CHECK_PERIOD_S, self._check_goal)
+        self.make_timer(p['prediction_period_s'], self._request_prediction)
+        self.make_timer(p['memory_period_s'], self._publish_memory)
+        self.make_timer(1.0, self._publish_diagnostics)
+        self.make_timer(GOAL_CHECK_PERIOD_S, self._check_goal)
         if self.snapshot_dir and p['snapshot_period_s'] > 0:
-            self.timer(p['snapshot_period_s'], self._periodic_snapshot)
+            self.make_timer(p['snapshot_period_s'], self._periodic_snapshot)
 
     def deactivate(self):
         """Let queued frames into the memory; a prediction in flight is not published."""

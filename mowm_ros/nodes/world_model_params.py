@@ -14,20 +14,9 @@ from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
 from mowm_ros.model import checkpoint
 from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
-from mowm_ros.nodes.parameters import default_of, Spec
+from mowm_ros.nodes.parameters import check_by, default_of, Spec
 from mowm_ros.planning.navigator import NavigatorConfig
 from mowm_ros.world_model import spatial_config_for, WorldModelConfig
-
-
-def _raises(function):
-    """A Spec check from a function raising ValueError on a bad value."""
-    def check(name, value):
-        try:
-            function(value, name)
-        except ValueError as exc:
-            return str(exc)
-        return None
-    return check
 
 
 def _not_empty(name, value):
@@ -48,7 +37,7 @@ SPECS = {
     'checkpoint': Spec(default_of(_MODEL, 'checkpoint'),
                        "model checkpoint directory; '' = the one shipped with the package"),
     'device': Spec(default_of(_MODEL, 'device'), 'torch device: auto | cpu | cuda | cuda:N',
-                   check=_raises(lambda value, name: check_device(value))),
+                   check=check_by(lambda value, name: check_device(value))),
     'sampler_steps': Spec(default_of(_MODEL, 'sampler_steps'),
                           'DDIM steps per predicted view', minimum=1),
     'horizon': Spec(4, 'predicted frames per request', minimum=1, live=True),
@@ -95,7 +84,7 @@ SPECS = {
                                positive=True, live=True),
     'camera_extrinsics': Spec(list(DEFAULT_EXTRINSICS), 'camera optical frame in the base '
                               'frame: x y z qx qy qz qw (until TF gives it)',
-                              check=_raises(extrinsics_matrix)),
+                              check=check_by(extrinsics_matrix)),
     'base_frame': Spec('base_link', 'robot base frame (TF extrinsics)', check=_not_empty),
     'extrinsics_from_tf': Spec(True, 'take base_frame <- camera frame from TF when known'),
     'integration_max_width': Spec(320, 'wider frames are subsampled before the memory sees '
