@@ -166,6 +166,7 @@ def test_two_robots_in_two_namespaces_do_not_see_each_others_data(ros):
     for namespace, model in models.items():
         wait_for(lambda: model.model is not None and model.model.frames_observed >= 2,
                  timeout=60, what=f'{namespace} observing frames')
+
     # From now on (camera_info known) the other robot's camera_info or images would be
     # rejected for their size, while both robots keep publishing.
     def size_rejections(model):
