@@ -103,3 +103,70 @@ def test_failed_configure_returns_failure_and_can_be_retried(ros, tmp_path):
     shutil.copytree(checkpoint.default_checkpoint_dir(), missing)
     assert manager.change('configure') and manager.state() == 'inactive', node.failure
     assert manager.change('activate') and manager.state() == 'active'
+
+
+def test_sim_robot_and_follower_publish_only_while_active(ros):
+    """Configured or deactivated, the robot neither steps nor publishes; the follower is silent."""
+    pytest.importorskip('memory_maze')
+    from geometry_msgs.msg import Twist
+    from mowm_ros.nodes import conversions
+    from mowm_ros.nodes.path_follower import PathFollowerNode
+    from mowm_ros.nodes.sim_robot import SimRobot
+    from mowm_ros.planning.paths import planar_base_pose
+    from nav_msgs.msg import Odometry, Path
+    from rclpy.qos import qos_profile_sensor_data
+    import numpy as np
+    from ros_harness import publish_until
+
+    robot = ros.add(SimRobot(context=ros.context, parameter_overrides=[
+        Parameter('rate_hz', value=20.0), Parameter('image_size', value=16)]), start=False)
+    follower = ros.add(PathFollowerNode(context=ros.context), start=False)
+    client = ros.node('manager')
+    inbox = Inbox(client, [('camera/image_raw', Image, qos_profile_sensor_data),
+                           ('cmd_vel', Twist, 10)])
+    robot_manager = LifecycleClient(client, '/sim_robot')
+    follower_manager = LifecycleClient(client, '/path_follower')
+    cmd_vel = client.create_publisher(Twist, 'cmd_vel', 10)
+    path_pub = client.create_publisher(Path, 'path', 1)
+    odom_pub = client.create_publisher(Odometry, 'odom', qos_profile_sensor_data)
+    straight = np.stack([planar_base_pose(x, 0.0, 0.0) for x in np.linspace(0.0, 3.0, 7)])
+
+    def drive_until(predicate, what):
+        publish_until(lambda: cmd_vel.publish(Twist()), predicate, what)
+
+    def feed_follower_until(predicate, what):
+        def publish():
+            stamp = client.get_clock().now().nanoseconds
+            path_pub.publish(conversions.poses_to_path(straight, 'odom', [stamp] * 7))
+            odom_pub.publish(conversions.pose_to_odometry(planar_base_pose(0.0, 0.0, 0.0),
+                                                          stamp))
+        publish_until(publish, predicate, what)
+
+    assert robot_manager.change('configure') and follower_manager.change('configure')
+    drive_until(lambda: robot.inputs_ignored >= 3, 'cmd_vel ignored before activate')
+    assert robot.frames_published == 0 and inbox.get('camera/image_raw') == []
+
+    assert robot_manager.change('activate')
+    wait_for(lambda: len(inbox.get('camera/image_raw')) >= 2, what='frames once active')
+    assert robot_manager.change('deactivate') and robot_manager.state() == 'inactive'
+    published, received = robot.frames_published, len(inbox.get('camera/image_raw'))
+    ignored = robot.inputs_ignored
+    drive_until(lambda: robot.inputs_ignored >= ignored + 5, 'cmd_vel ignored after deactivate')
+    assert robot.frames_published == published
+    assert len(inbox.get('camera/image_raw')) == received
+
+    # The follower: path and odometry ignored while inactive, followed once active.
+    feed_follower_until(lambda: follower.inputs_ignored >= 6, 'input ignored by the follower')
+    assert follower.commands_published == 0     # (the test itself sent zero Twists)
+    assert not any(c.linear.x > 0 for c in inbox.get('cmd_vel'))
+    assert follower_manager.change('activate')
+    feed_follower_until(lambda: any(c.linear.x > 0 for c in inbox.get('cmd_vel')),
+                        'the follower driving along the path once active')
+    assert follower_manager.change('deactivate')
+    commands, ignored = follower.commands_published, follower.inputs_ignored
+    feed_follower_until(lambda: follower.inputs_ignored >= ignored + 6,
+                        'input ignored after deactivate')
+    assert follower.commands_published == commands
+
+    assert robot_manager.change('cleanup') and follower_manager.change('cleanup')
+    assert robot.robot is None and robot_manager.state() == 'unconfigured'
