@@ -104,6 +104,11 @@ class ManagedNode(LifecycleNode):
                 self.destroy_service(entity)
         self._made = []
 
+    def now_s(self):
+        """The node clock in seconds: ROS time, /clock under use_sim_time. Every age, period
+        and timeout of the nodes is measured on it, so they agree with the stamps."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     # --- input ---------------------------------------------------------------------------
     def when_active(self, callback):
         """Wrap an input callback: while the node is not active the message is counted only."""

@@ -11,7 +11,6 @@ within ``odom_timeout_s``, non-finite odometry, or when it reached the path's en
 """
 
 import math
-import time
 
 from geometry_msgs.msg import Twist
 from mowm_ros.nodes import conversions
@@ -68,8 +67,8 @@ class PathFollowerNode(ManagedNode):
 
     def __init__(self, **kwargs):
         super().__init__('path_follower', SPECS, **kwargs)
-        self.path = None          # (positions (N, 2), frame id, monotonic arrival)
-        self.odometry = None      # (base pose 4x4, frame id, monotonic arrival)
+        self.path = None          # (positions (N, 2), frame id, arrival: node clock, s)
+        self.odometry = None      # (base pose 4x4, frame id, arrival: node clock, s)
         self.state = 'no path'
         self.stop_periods_left = 0
         self.commands_published = 0
@@ -117,7 +116,7 @@ class PathFollowerNode(ManagedNode):
             self.path = None
             self._reject('path', exc)
             return
-        self.path = (positions, msg.header.frame_id, time.monotonic())
+        self.path = (positions, msg.header.frame_id, self.now_s())
 
     def _on_odometry(self, msg):
         try:
@@ -126,7 +125,7 @@ class PathFollowerNode(ManagedNode):
             self.odometry = None          # never drive on the last good pose
             self._reject('odometry', exc)
             return
-        self.odometry = (pose, msg.header.frame_id, time.monotonic())
+        self.odometry = (pose, msg.header.frame_id, self.now_s())
 
     def _why_stopped(self, now):
         """Return why the robot must not move now, or None when it may follow the path."""
@@ -146,7 +145,7 @@ class PathFollowerNode(ManagedNode):
 
     def _tick(self):
         self.ticks += 1
-        now = time.monotonic()
+        now = self.now_s()
         reason = self._why_stopped(now)
         if reason is None:
             try:

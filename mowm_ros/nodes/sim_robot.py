@@ -31,6 +31,7 @@ from mowm_ros.nodes.runtime import run_nodes
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 MODES = ('cmd_vel', 'explore')
 LOG_THROTTLE_S = 5.0
@@ -54,6 +55,8 @@ SPECS = {
     'turn_threshold': Spec(0.1, '|angular.z| (rad/s) above this turns', minimum=0.0),
     'camera_frame': Spec('camera_optical_frame', 'frame_id of the camera messages'),
     'odom_frame': Spec('odom', 'frame_id of odometry'),
+    'publish_clock': Spec(False, 'publish /clock: the simulation time (0.25 s per step), which '
+                                 'also stamps the messages; use_sim_time nodes follow it'),
     'base_frame': Spec('base_link', 'child_frame_id of odometry'),
     # As in config/sim_robot.yaml: the true mount.
     'camera_extrinsics': Spec(list(DEFAULT_EXTRINSICS), 'camera optical frame in base_link: '
@@ -83,6 +86,8 @@ class SimRobot(ManagedNode):
         self.started = None               # monotonic time of the first frame
         self.finished = False
         self.previous = None              # (base pose, stamp) of the last frame
+        self.clock_pub = None
+        self.sim_ns = 0                   # simulation time (publish_clock), ns
 
     def configure(self, params):
         self.mode = params['mode']
@@ -103,6 +108,8 @@ class SimRobot(ManagedNode):
                              '(pip install -e .[sim])') from exc
         self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = \
             [self.keep(publisher) for publisher in camera_publishers(self)]
+        if params['publish_clock']:
+            self.clock_pub = self.keep(self.create_publisher(Clock, '/clock', 10))
         if self.mode == 'cmd_vel':
             self.make_subscription(Twist, 'cmd_vel', self.on_cmd_vel, CMD_VEL_QOS,
                                    callback_group=MutuallyExclusiveCallbackGroup())
@@ -130,7 +137,7 @@ class SimRobot(ManagedNode):
     def on_cmd_vel(self, msg):
         values = (msg.linear.x, msg.linear.y, msg.linear.z,
                   msg.angular.x, msg.angular.y, msg.angular.z)
-        now = self.get_clock().now().nanoseconds
+        now = self.robot_now()
         with self.lock:
             if not all(math.isfinite(v) for v in values):
                 # A controller emitting NaN must not keep the robot going on its last command.
@@ -158,10 +165,17 @@ class SimRobot(ManagedNode):
             return twist_to_action(0.0, 0.0)
         return twist_to_action(linear_x, angular_z, *self.thresholds)
 
+    def robot_now(self):
+        """The robot's time, ns: the simulation's with publish_clock, else the node clock."""
+        return self.sim_ns if self.clock_pub is not None else self.get_clock().now().nanoseconds
+
     def tick(self):
         if self.finished:
             return
-        now = self.get_clock().now().nanoseconds
+        if self.clock_pub is not None:        # the step about to be published, then its frame
+            self.sim_ns += CONTROL_PERIOD_NS
+            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(self.sim_ns)))
+        now = self.robot_now()
         if self.frames_published == 0:
             frame = self.robot.frame            # the spawn, before any action
             self.started = time.monotonic()

@@ -10,7 +10,6 @@ arrives or on ``~/cancel_goal``.
 """
 
 from dataclasses import dataclass
-import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from mowm_ros.data.resize import to_model_frame
@@ -28,9 +27,9 @@ class ActiveGoal:
 
     number: int
     image: np.ndarray                  # uint8 (S, S, 3), S the model's image size
-    received: float                    # monotonic seconds
+    received: float                    # node clock, seconds
     plan: object = None                # the latest NavigationPlan
-    requested: float = None            # monotonic time of the latest planning request
+    requested: float = None            # node clock time of the latest planning request
     plans: int = 0
 
 
@@ -57,7 +56,7 @@ class ImageGoalMixin:
         image = to_model_frame(rgb, self.model.size)
         with self.goal_lock:
             self.goals_received += 1
-            self.goal = ActiveGoal(self.goals_received, image, time.monotonic())
+            self.goal = ActiveGoal(self.goals_received, image, self.now_s())
             number = self.goal.number
         self.get_logger().info(f'goal {number}: a {rgb.shape[1]}x{rgb.shape[0]} goal image; '
                                'planning')
@@ -78,7 +77,7 @@ class ImageGoalMixin:
                     goal = None
             if goal is not None:
                 period = self.params['goal_replan_period_s']
-                now = time.monotonic()
+                now = self.now_s()
                 due = goal.requested is None or (period > 0 and now - goal.requested >= period)
                 if due and not self.goal_planner.busy and not self.goal_planner.pending:
                     goal.requested = now

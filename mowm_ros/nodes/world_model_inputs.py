@@ -9,7 +9,6 @@ dropped; what the memories hold is never touched by it.
 """
 
 from dataclasses import replace
-import time
 
 from mowm_ros.extrinsics import extrinsics_matrix
 from mowm_ros.nodes import conversions
@@ -99,7 +98,7 @@ class FrameInputMixin:
         self._synchronizer = None
 
     def _on_synchronized_pair(self, image_msg, depth_msg):
-        now = time.monotonic()
+        now = self.now_s()
         self.rates['image'].tick(now)
         self.rates['depth'].tick(now)
         self._pair_ready(image_msg, depth_msg, conversions.stamp_to_ns(image_msg.header.stamp))
@@ -111,7 +110,7 @@ class FrameInputMixin:
             self._reject('camera_info', exc)
 
     def _on_odometry(self, msg):
-        self.rates['odom'].tick(time.monotonic())
+        self.rates['odom'].tick(self.now_s())
         try:
             stamp, pose = conversions.odometry_to_pose(msg)
             self._check_stamp(stamp, 'odometry')
@@ -138,10 +137,10 @@ class FrameInputMixin:
         except ValueError as exc:
             self._reject('plan', exc)
             return
-        self.plan = (poses[:, :2, 3], time.monotonic()) if len(poses) >= 2 else None
+        self.plan = (poses[:, :2, 3], self.now_s()) if len(poses) >= 2 else None
 
     def _on_image(self, msg):
-        self.rates['image'].tick(time.monotonic())
+        self.rates['image'].tick(self.now_s())
         if not self.params['use_depth']:
             self._pair_ready(msg, None, conversions.stamp_to_ns(msg.header.stamp))
             return
@@ -150,7 +149,7 @@ class FrameInputMixin:
             self._pair_ready(*pair)
 
     def _on_depth(self, msg):
-        self.rates['depth'].tick(time.monotonic())
+        self.rates['depth'].tick(self.now_s())
         pair = self.pairer.add_depth(conversions.stamp_to_ns(msg.header.stamp), msg)
         if pair is not None:
             self._pair_ready(*pair)

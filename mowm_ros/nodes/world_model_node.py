@@ -96,7 +96,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         self.parked = []                   # frames newer than the newest odometry
         self.camera_frame = 'camera_optical_frame'
         self.latest_twist = (0.0, 0.0)
-        self.plan = None                   # ((N, 2) positions, monotonic arrival time)
+        self.plan = None                   # ((N, 2) positions, arrival on the node clock)
         self.last_observed_stamp = None
         self.last_prediction_source = None
         self.last_agreement = None         # planning.agreement.Agreement of the last
@@ -216,7 +216,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             poses = poses_along_path(best.path[:, :2, 3], pose, p['horizon'], spacing)
             if len(poses):
                 return poses, 'best_path'
-        if self.plan is not None and time.monotonic() - self.plan[1] <= p['plan_timeout_s']:
+        if self.plan is not None and self.now_s() - self.plan[1] <= p['plan_timeout_s']:
             poses = poses_along_path(self.plan[0], pose, p['horizon'], spacing)
             if len(poses):
                 return poses, 'plan'
@@ -225,7 +225,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
 
     def _request_prediction(self):
         if self.model.context_ready and self.odometry.latest() is not None:
-            self.predictor.submit(time.monotonic())
+            self.predictor.submit(self.now_s())
 
     def _predict(self, requested):
         """
@@ -269,7 +269,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
 
     # --- diagnostics -----------------------------------------------------------------
     def status_values(self):
-        now = time.monotonic()
+        now = self.now_s()
         agreement = self.last_agreement
         values = {f'{name} rate (Hz)': f'{meter.rate(now):.2f}'
                   for name, meter in self.rates.items()}
