@@ -106,7 +106,7 @@ class ImageGoalMixin:
             goal.plan = plan
             goal.plans += 1
             self.last_goal_plan = plan
-        frame = self.params['odom_frame']
+        frame = self.params['memory_frame']
         self.best_path_pub.publish(conversions.poses_to_path(plan.path, frame,
                                                              [stamp] * len(plan.path)))
         self.goal_view_pub.publish(conversions.rgb_to_image(plan.imagined_goal_view,
@@ -130,7 +130,7 @@ class ImageGoalMixin:
                 return False
             self.goal_outcome = outcome
         stamp = self.get_clock().now().nanoseconds
-        self.best_path_pub.publish(conversions.poses_to_path([], self.params['odom_frame'],
+        self.best_path_pub.publish(conversions.poses_to_path([], self.params['memory_frame'],
                                                              [stamp]))
         self.get_logger().info(f'goal {goal.number} {outcome} after {goal.plans} plans')
         return True

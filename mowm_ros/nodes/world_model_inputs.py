@@ -109,19 +109,31 @@ class FrameInputMixin:
         except conversions.ConversionError as exc:
             self._reject('camera_info', exc)
 
+    def _in_frame(self, msg, what, expected):
+        """Whether ``msg`` is in frame ``expected`` (an empty frame_id is taken as it); if not,
+        reject and count it."""
+        frame = msg.header.frame_id
+        if frame and frame != expected:
+            self._reject('wrong_frame', f'{what} in frame {frame!r}, expected {expected!r}')
+            return False
+        return True
+
     def _on_odometry(self, msg):
         self.rates['odom'].tick(self.now_s())
+        if not self._in_frame(msg, 'odometry', self.params['odom_frame']):
+            return
         try:
             stamp, pose = conversions.odometry_to_pose(msg)
             self._check_stamp(stamp, 'odometry')
             twist = (msg.twist.twist.linear.x, msg.twist.twist.angular.z)
             if not np.all(np.isfinite(twist)):
                 raise ValueError(f'odometry twist is not finite: {twist}')
-            self.odometry.add(stamp, pose)
+            self.odometry.add(stamp, pose)          # checks the pose
             self.latest_twist = twist
         except ValueError as exc:
             self._reject('odometry', exc)
             return
+        self._check_restored_memory(pose)             # before any frame is observed with it
         self._release_parked()
 
     def _check_stamp(self, stamp, what):
@@ -132,6 +144,8 @@ class FrameInputMixin:
                              f'the clock (more than {MAX_STAMP_AHEAD_S} s)')
 
     def _on_plan(self, msg):
+        if not self._in_frame(msg, 'plan', self.params['memory_frame']):
+            return
         try:
             poses = conversions.path_to_poses(msg)
         except ValueError as exc:

@@ -6,8 +6,10 @@ The cloud and costmap are latched; snapshots go to ``snapshot_dir`` (never outsi
 """
 
 from geometry_msgs.msg import Point
+from mowm_ros.geometry import wrap_angle
 from mowm_ros.memory.store import SnapshotError
 from mowm_ros.nodes import conversions
+from mowm_ros.planning.paths import base_yaw
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from visualization_msgs.msg import Marker, MarkerArray
@@ -20,7 +22,7 @@ class MemoryMixin:
 
     def _publish_memory(self):
         stamp = self.get_clock().now().nanoseconds
-        frame = self.params['odom_frame']
+        frame = self.params['memory_frame']
         points, colours = self.model.spatial.points_and_colors()
         limit = int(self.params['cloud_max_points'])
         if len(points) > limit > 0:
@@ -82,8 +84,63 @@ class MemoryMixin:
         return response
 
     def save_snapshot(self):
+        """Save the memory with its frame and the robot's pose in it (where it left off)."""
         self.observer.wait_idle(timeout=5.0)
-        return self.model.save(self.snapshot_dir)
+        latest = self.odometry.latest() if self.odometry is not None else None
+        anchor = latest[1] if latest is not None else self.restored_anchor
+        meta = {'memory_frame': self.params['memory_frame'],
+                'robot_pose': None if anchor is None else np.asarray(anchor).tolist()}
+        return self.model.save(self.snapshot_dir, extra_meta=meta)
+
+    def restore_snapshot(self):
+        """
+        Restore the newest snapshot of ``snapshot_dir`` if it was built in ``memory_frame``.
+
+        Its recorded robot pose is kept: the first odometry decides whether the memory is
+        kept (``_check_restored_memory``). A snapshot of another frame is not restored: the
+        memory starts empty, and the log says why.
+        """
+        self.restored_anchor = None
+        snapshot = self.model.load(self.snapshot_dir)
+        if snapshot is None:
+            return
+        frame = snapshot.meta.get('memory_frame', 'odom')
+        if frame != self.params['memory_frame']:
+            self.model.reset()
+            self._refuse_snapshot(f'the snapshot in {snapshot.path} was built in frame '
+                                  f'{frame!r}, memory_frame is {self.params["memory_frame"]!r}')
+            return
+        pose = snapshot.meta.get('robot_pose')
+        self.restored_anchor = None if pose is None else np.array(pose, dtype=np.float64)
+        self.get_logger().info(
+            f'restored memory from {snapshot.path}: {len(self.model.spatial)} points, '
+            f'{len(self.model.episodic)} keyframes, frame {frame!r}; kept if the odometry '
+            'starts where the snapshot left the robot')
+
+    def _check_restored_memory(self, pose):
+        """
+        On the first odometry after a restore: keep the memory if the robot is where the
+        snapshot left it, else (odometry restarted at zero, robot moved while off) empty it:
+        a memory anchored elsewhere would be silently misaligned.
+        """
+        anchor, self.restored_anchor = self.restored_anchor, None
+        if anchor is None:
+            return
+        distance = float(np.linalg.norm(pose[:2, 3] - anchor[:2, 3]))
+        turn = abs(wrap_angle(base_yaw(pose) - base_yaw(anchor)))
+        if distance <= self.params['restore_tolerance_m'] \
+                and turn <= self.params['restore_tolerance_rad']:
+            return
+        self.model.reset()
+        self._refuse_snapshot(
+            f'the first odometry is {distance:.2f} m and {turn:.2f} rad from where the restored '
+            f'memory left the robot (tolerance {self.params["restore_tolerance_m"]:g} m, '
+            f'{self.params["restore_tolerance_rad"]:g} rad): the odometry restarted or the '
+            'robot moved')
+
+    def _refuse_snapshot(self, reason):
+        self.rejected['snapshot'] = self.rejected.get('snapshot', 0) + 1
+        self.get_logger().error(f'memory not restored, starting empty: {reason}')
 
     def _periodic_snapshot(self):
         try:

@@ -71,6 +71,11 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         self.observer = self.predictor = self.goal_planner = None
 
     def configure(self, p):
+        if p['memory_frame'] != p['odom_frame']:
+            raise ValueError(
+                f"invalid parameter: memory_frame {p['memory_frame']!r} differs from odom_frame "
+                f"{p['odom_frame']!r}; re-anchoring odometry through TF is not implemented: "
+                'feed odometry in the memory frame (a localiser\'s) and set both to it')
         if p['torch_threads'] > 0:
             torch.set_num_threads(p['torch_threads'])
         self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])
@@ -81,13 +86,10 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         # the working directory later; MemoryStore refuses to write outside it.
         self.snapshot_dir = os.path.abspath(os.path.expanduser(p['snapshot_dir'])) \
             if p['snapshot_dir'] else ''
+        self.odometry = None
+        self.restored_anchor = None
         if self.snapshot_dir:
-            snapshot = self.model.load(self.snapshot_dir)
-            if snapshot is not None:
-                self.get_logger().info(
-                    f'restored memory from {self.snapshot_dir}: '
-                    f'{len(self.model.spatial)} points, {len(self.model.episodic)} '
-                    'keyframes')
+            self.restore_snapshot()
 
         self.odometry = OdometryBuffer(max_gap_s=p['max_odom_gap_s'])
         self.pairer = StampPairer(p['pair_slop_s'])
@@ -258,7 +260,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             result.intrinsics, (size, size), self.camera_frame, stamps[0]))
         self.mosaic_pub.publish(conversions.rgb_to_image(mosaic(images), self.camera_frame,
                                                          stamps[0]))
-        path = conversions.poses_to_path(base_poses, self.params['odom_frame'], stamps)
+        path = conversions.poses_to_path(base_poses, self.params['memory_frame'], stamps)
         path.header.stamp = conversions.ns_to_stamp(made_at)
         self.path_pub.publish(path)
         self.predictions_published += 1

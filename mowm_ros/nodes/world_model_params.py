@@ -65,8 +65,15 @@ SPECS = {
                              "at shutdown; '' = none", check=_directory_or_absent),
     'snapshot_period_s': Spec(60.0, 'seconds between snapshots; 0 = only at shutdown',
                               minimum=0.0),
-    'odom_frame': Spec('odom', 'frame of odometry, predicted paths and the memory',
-                       live=True, check=_not_empty),
+    'odom_frame': Spec('odom', 'frame_id odometry messages must have', check=_not_empty),
+    'memory_frame': Spec('odom', 'frame of the memory, its snapshots and the paths the node '
+                                 'publishes; odometry and plan must be in it (no TF '
+                                 're-anchoring yet: it must equal odom_frame)',
+                         check=_not_empty),
+    'restore_tolerance_m': Spec(0.5, 'a restored memory is kept only if the first odometry '
+                                     'lies this close to where the snapshot left the robot',
+                                minimum=0.0),
+    'restore_tolerance_rad': Spec(0.5, 'likewise for the heading', minimum=0.0),
     'use_depth': Spec(True, 'pair camera/depth/image_raw with colour; false: RGB only '
                             '(no spatial memory)'),
     'pair_slop_s': Spec(0.02, 'colour and depth stamps pair within this (s)', minimum=0.0),
