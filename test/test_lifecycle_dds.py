@@ -170,3 +170,24 @@ def test_sim_robot_and_follower_publish_only_while_active(ros):
 
     assert robot_manager.change('cleanup') and follower_manager.change('cleanup')
     assert robot.robot is None and robot_manager.state() == 'unconfigured'
+
+
+def test_parameters_are_described_with_ranges_and_read_only_flags(ros):
+    """What ``ros2 param describe /world_model ...`` shows, asked over DDS before configure."""
+    from mowm_ros.nodes.world_model_params import SPECS
+    from rcl_interfaces.srv import DescribeParameters
+
+    managed_world_model(ros)
+    client = ros.node('describer').create_client(DescribeParameters,
+                                                 '/world_model/describe_parameters')
+    assert client.wait_for_service(timeout_sec=30.0)
+    future = client.call_async(DescribeParameters.Request(names=list(SPECS)))
+    wait_for(future.done, what='an answer from describe_parameters')
+    described = {d.name: d for d in future.result().descriptors}
+    assert set(described) == set(SPECS)
+    assert all(d.description for d in described.values())
+    horizon, steps = described['horizon'], described['sampler_steps']
+    assert not horizon.read_only and horizon.integer_range[0].from_value == 1
+    assert steps.read_only                       # read at configure only
+    assert described['frame_interval_s'].additional_constraints == '> 0'
+    assert described['composition'].additional_constraints == "one of ['contrastive', 'naive']"
