@@ -29,7 +29,7 @@ from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 
 
 def managed(executable, name, params_file, clock=None, **kwargs):
-    """A mowm_ros lifecycle node: its parameter file, then autostart and use_sim_time."""
+    """Return a mowm_ros lifecycle node: its parameter file, then autostart and the clock."""
     clock = clock or {'use_sim_time': LaunchConfiguration('use_sim_time')}
     return LifecycleNode(
         package='mowm_ros', executable=executable, name=name, namespace='',
@@ -40,8 +40,10 @@ def managed(executable, name, params_file, clock=None, **kwargs):
 
 def namespaced_configs(context, config):
     """
-    rviz2 on config/mowm.rviz; under a namespace on a copy whose topics are in it, next to a
-    copy of config/nav2_params.yaml likewise (its path is logged, for Nav2's params_file).
+    Return rviz2 on config/mowm.rviz, under a namespace on a copy with its topics in it.
+
+    Next to that copy goes a copy of config/nav2_params.yaml likewise rewritten (its path is
+    logged, for Nav2's params_file).
     """
     from mowm_ros.nodes.namespacing import write_namespaced_configs
 

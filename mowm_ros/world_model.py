@@ -418,7 +418,8 @@ class WorldModel:
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory, keep=2, extra_meta=None) -> Path:
-        """Snapshot the memories and the finetuned adapters through MemoryStore.
+        """
+        Snapshot the memories and the finetuned adapters through MemoryStore.
 
         ``extra_meta`` (JSON-serialisable) is kept in the manifest, e.g. the frame the
         memory is in.

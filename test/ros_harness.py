@@ -140,8 +140,10 @@ class RosHarness:
 
     def add(self, node, start=True):
         """
-        Spin ``node`` in this context; a managed (lifecycle) node is configured and activated
-        first unless ``start`` is false (a test that drives its transitions itself).
+        Spin ``node`` in this context.
+
+        A managed (lifecycle) node is configured and activated first unless ``start`` is false
+        (a test that drives its transitions itself).
         """
         if start:
             from mowm_ros.nodes.lifecycle import ManagedNode

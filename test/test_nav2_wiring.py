@@ -25,7 +25,7 @@ def test_bridge_without_nav2_says_what_it_needs():
 
 def stand_in_navigator(context, controller):
     """
-    A stand-in for Nav2's BasicNavigator, spinning itself as BasicNavigator does.
+    Return a stand-in for Nav2's BasicNavigator, spinning itself as BasicNavigator does.
 
     Nav2 (nav2_simple_commander and its FollowPath action server) has no pip wheels, so it
     cannot exist here; only Nav2 is mocked. Like BasicNavigator.followPath (send_goal_async,

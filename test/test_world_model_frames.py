@@ -1,7 +1,9 @@
 """
-Frames of the world_model node over DDS: odometry and plan in another frame are rejected and
-counted; a snapshot is restored only into the frame it was built in and only if the robot's
-odometry starts where the snapshot left it (after an odometry restart it starts empty).
+Frames of the world_model node over DDS.
+
+Odometry and plan in another frame are rejected and counted; a snapshot is restored only into
+the frame it was built in and only if the robot's odometry starts where the snapshot left it
+(after an odometry restart it starts empty).
 """
 
 from mowm_ros.nodes import conversions
@@ -39,7 +41,7 @@ def send_odometry(ros, node, pose, frame='odom', until=None):
 
 
 def remembered_node(ros, tmp_path):
-    """A node that observed a few frames with the robot last at WHERE_IT_LEFT, then shut down."""
+    """Observe a few frames with the robot last at WHERE_IT_LEFT, shut down; return sizes."""
     episode = maze_episode(12, seed=3)
     node = world_model(ros, tmp_path / 'memory')
     for i in range(0, 12, 3):

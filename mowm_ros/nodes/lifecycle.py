@@ -66,20 +66,20 @@ class ManagedNode(LifecycleNode):
 
     # --- what configure and activate make ----------------------------------------------------
     def make_publisher(self, *args, **kwargs):
-        """A lifecycle publisher (silent unless active), destroyed at cleanup."""
+        """Make a lifecycle publisher (silent unless active), destroyed at cleanup."""
         return self.keep(self.create_lifecycle_publisher(*args, **kwargs))
 
     def make_subscription(self, msg_type, topic, callback, qos, **kwargs):
-        """A subscription whose messages are taken only while active, destroyed at cleanup."""
+        """Subscribe; messages are taken only while active; destroyed at cleanup."""
         return self.keep(self.create_subscription(
             msg_type, topic, self.when_active(callback), qos, **kwargs))
 
     def make_service(self, *args, **kwargs):
-        """A service (answering while configured), destroyed at cleanup."""
+        """Make a service (answering while configured), destroyed at cleanup."""
         return self.keep(self.create_service(*args, **kwargs))
 
     def make_timer(self, period_s, callback, **kwargs):
-        """A timer on the node's clock, running while active (made in ``activate``)."""
+        """Make a timer on the node's clock, running while active (made in ``activate``)."""
         timer = self.create_timer(period_s, callback, **kwargs)
         self._timers.append(timer)
         return timer
@@ -105,8 +105,12 @@ class ManagedNode(LifecycleNode):
         self._made = []
 
     def now_s(self):
-        """The node clock in seconds: ROS time, /clock under use_sim_time. Every age, period
-        and timeout of the nodes is measured on it, so they agree with the stamps."""
+        """
+        Return the node clock in seconds: ROS time, /clock under use_sim_time.
+
+        Every age, period and timeout of the nodes is measured on it, so they agree with the
+        stamps.
+        """
         return self.get_clock().now().nanoseconds * 1e-9
 
     # --- input ---------------------------------------------------------------------------

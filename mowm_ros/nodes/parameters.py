@@ -75,7 +75,7 @@ class Spec:
 
 
 def check_by(function):
-    """A Spec check from ``function(value, name)``, which raises ValueError on a bad value."""
+    """Make a Spec check of ``function(value, name)``, which raises ValueError if bad."""
     def check(name, value):
         try:
             function(value, name)
@@ -86,7 +86,7 @@ def check_by(function):
 
 
 def default_of(config_class, field_name):
-    """The default of ``field_name`` in dataclass ``config_class`` (one place for defaults)."""
+    """Return the default of ``field_name`` in dataclass ``config_class`` (one source)."""
     for field in fields(config_class):
         if field.name == field_name:
             return field.default

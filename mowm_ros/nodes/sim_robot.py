@@ -166,7 +166,7 @@ class SimRobot(ManagedNode):
         return twist_to_action(linear_x, angular_z, *self.thresholds)
 
     def robot_now(self):
-        """The robot's time, ns: the simulation's with publish_clock, else the node clock."""
+        """Return the robot's time, ns: the simulation's with publish_clock, else the node's."""
         return self.sim_ns if self.clock_pub is not None else self.get_clock().now().nanoseconds
 
     def tick(self):

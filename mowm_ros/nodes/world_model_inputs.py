@@ -110,8 +110,7 @@ class FrameInputMixin:
             self._reject('camera_info', exc)
 
     def _in_frame(self, msg, what, expected):
-        """Whether ``msg`` is in frame ``expected`` (an empty frame_id is taken as it); if not,
-        reject and count it."""
+        """Return whether ``msg`` is in frame ``expected`` (or has none); else reject, count."""
         frame = msg.header.frame_id
         if frame and frame != expected:
             self._reject('wrong_frame', f'{what} in frame {frame!r}, expected {expected!r}')

@@ -119,9 +119,10 @@ class MemoryMixin:
 
     def _check_restored_memory(self, pose):
         """
-        On the first odometry after a restore: keep the memory if the robot is where the
-        snapshot left it, else (odometry restarted at zero, robot moved while off) empty it:
-        a memory anchored elsewhere would be silently misaligned.
+        Keep a restored memory only if the first odometry is where the snapshot left the robot.
+
+        Otherwise (odometry restarted at zero, robot moved while off) the memory is emptied:
+        anchored elsewhere it would be silently misaligned.
         """
         anchor, self.restored_anchor = self.restored_anchor, None
         if anchor is None:

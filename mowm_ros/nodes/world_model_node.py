@@ -75,7 +75,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             raise ValueError(
                 f"invalid parameter: memory_frame {p['memory_frame']!r} differs from odom_frame "
                 f"{p['odom_frame']!r}; re-anchoring odometry through TF is not implemented: "
-                'feed odometry in the memory frame (a localiser\'s) and set both to it')
+                "feed odometry in the memory frame (a localiser's) and set both to it")
         if p['torch_threads'] > 0:
             torch.set_num_threads(p['torch_threads'])
         self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])

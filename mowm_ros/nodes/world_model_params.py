@@ -61,7 +61,7 @@ SPECS = {
                                      'metres moved before a new keyframe', minimum=0.0),
     'keyframe_min_rotation': Spec(default_of(_EPISODIC, 'min_rotation'),
                                   'radians turned before a new keyframe', minimum=0.0),
-    'snapshot_dir': Spec('', "memory snapshots: restored at configure, saved periodically and "
+    'snapshot_dir': Spec('', 'memory snapshots: restored at configure, saved periodically and '
                              "at shutdown; '' = none", check=_directory_or_absent),
     'snapshot_period_s': Spec(60.0, 'seconds between snapshots; 0 = only at shutdown',
                               minimum=0.0),
