@@ -2,8 +2,8 @@
 Frames of the world_model node over DDS.
 
 Odometry and plan in another frame are rejected and counted; a snapshot is restored only into
-the frame it was built in and only if the robot's odometry starts where the snapshot left it
-(after an odometry restart it starts empty).
+the frame it was built in, and dropped when the first odometry shows the odometry restarted
+(the robot at the odometry origin, the snapshot having left it elsewhere).
 """
 
 from mowm_ros.nodes import conversions
@@ -61,6 +61,14 @@ def test_restored_memory_is_kept_where_the_robot_left_off(ros, tmp_path):
     send_odometry(ros, node, WHERE_IT_LEFT @ planar_base_pose(0.2, 0.0, 0.1))
     assert (len(node.model.spatial), len(node.model.episodic)) == remembered
     assert 'snapshot' not in node.rejected
+
+
+def test_restored_memory_is_kept_when_only_the_node_restarted(ros, tmp_path):
+    """The odometry kept running while the node was down: the robot is elsewhere, aligned."""
+    remembered = remembered_node(ros, tmp_path)
+    node = world_model(ros, tmp_path / 'memory')
+    send_odometry(ros, node, planar_base_pose(-4.0, 1.0, 2.5))
+    assert (len(node.model.spatial), len(node.model.episodic)) == remembered
 
 
 def test_restored_memory_is_dropped_when_the_odometry_restarted(ros, tmp_path):

@@ -119,25 +119,30 @@ class MemoryMixin:
 
     def _check_restored_memory(self, pose):
         """
-        Keep a restored memory only if the first odometry is where the snapshot left the robot.
+        Drop a restored memory when the first odometry shows that the odometry restarted.
 
-        Otherwise (odometry restarted at zero, robot moved while off) the memory is emptied:
-        anchored elsewhere it would be silently misaligned.
+        A restarted odometry puts the robot at its origin: the first pose lies at the origin
+        (within ``restore_tolerance_*``) while the snapshot left the robot elsewhere. The
+        memory, anchored in the old odometry, would be silently misaligned, so it is emptied.
+        An odometry that kept running (only the node restarted) keeps the memory wherever the
+        robot went meanwhile.
         """
         anchor, self.restored_anchor = self.restored_anchor, None
         if anchor is None:
             return
-        distance = float(np.linalg.norm(pose[:2, 3] - anchor[:2, 3]))
-        turn = abs(wrap_angle(base_yaw(pose) - base_yaw(anchor)))
-        if distance <= self.params['restore_tolerance_m'] \
-                and turn <= self.params['restore_tolerance_rad']:
+        metres, radians = self.params['restore_tolerance_m'], self.params['restore_tolerance_rad']
+
+        def near(a, b):
+            return float(np.linalg.norm(a[:2, 3] - b[:2, 3])) <= metres \
+                and abs(wrap_angle(base_yaw(a) - base_yaw(b))) <= radians
+
+        if near(pose, anchor) or not near(pose, np.eye(4)):
             return
         self.model.reset()
+        where = anchor[:2, 3]
         self._refuse_snapshot(
-            f'the first odometry is {distance:.2f} m and {turn:.2f} rad from where the restored '
-            f'memory left the robot (tolerance {self.params["restore_tolerance_m"]:g} m, '
-            f'{self.params["restore_tolerance_rad"]:g} rad): the odometry restarted or the '
-            'robot moved')
+            f'the odometry restarted: the robot starts at its origin, the snapshot left it at '
+            f'({where[0]:.2f}, {where[1]:.2f}) (tolerance {metres:g} m, {radians:g} rad)')
 
     def _refuse_snapshot(self, reason):
         self.rejected['snapshot'] = self.rejected.get('snapshot', 0) + 1

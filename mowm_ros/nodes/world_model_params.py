@@ -70,8 +70,9 @@ SPECS = {
                                  'publishes; odometry and plan must be in it (no TF '
                                  're-anchoring yet: it must equal odom_frame)',
                          check=_not_empty),
-    'restore_tolerance_m': Spec(0.5, 'a restored memory is kept only if the first odometry '
-                                     'lies this close to where the snapshot left the robot',
+    'restore_tolerance_m': Spec(0.5, 'a restored memory is dropped when the first odometry '
+                                     'lies this close to the odometry origin (it restarted) '
+                                     'but not to where the snapshot left the robot',
                                 minimum=0.0),
     'restore_tolerance_rad': Spec(0.5, 'likewise for the heading', minimum=0.0),
     'use_depth': Spec(True, 'pair camera/depth/image_raw with colour; false: RGB only '
