@@ -152,6 +152,10 @@ def test_every_rviz_and_nav2_topic_is_published_by_the_nodes_with_its_type(
 
 def test_two_robots_in_two_namespaces_do_not_see_each_others_data(ros):
     """robot1 (64 px camera) and robot2 (32 px) on one domain: each model sees its own only."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from ros_harness import Inbox
+
+    inbox = Inbox(ros.node('listener'), [('/diagnostics', DiagnosticArray, 10)])
     robots, models = {}, {}
     for namespace, size in (('robot1', 64), ('robot2', 32)):
         robots[namespace] = ros.add(SimRobot(
@@ -182,6 +186,10 @@ def test_two_robots_in_two_namespaces_do_not_see_each_others_data(ros):
         assert model.camera[1] == (size, size)
         assert model.frames_received <= robots[namespace].frames_published
         assert size_rejections(model) == rejected[namespace], (namespace, model.rejected)
+    # /diagnostics is global, as diagnostic tools expect: the hardware id tells them apart.
+    wait_for(lambda: {'/robot1/world_model', '/robot2/world_model'} <= {
+        s.hardware_id for m in inbox.get('/diagnostics') for s in m.status},
+        what='diagnostics of both world models, told apart by hardware_id')
 
 
 def test_launched_nodes_agree_on_the_camera_mount():

@@ -305,11 +305,11 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         if self.model.frames_observed == 0:
             level, message = DiagnosticStatus.WARN, 'no frame observed yet'
         status = DiagnosticStatus(level=level, name='mowm_ros: world_model', message=message,
-                                  hardware_id='mowm_ros')
+                                  hardware_id=self.get_fully_qualified_name())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         level, message, values = self.goal_status()
         goal = DiagnosticStatus(level=level, name='mowm_ros: world_model goal', message=message,
-                                hardware_id='mowm_ros')
+                                hardware_id=self.get_fully_qualified_name())
         goal.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status, goal])
         array.header.stamp = self.get_clock().now().to_msg()
