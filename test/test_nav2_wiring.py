@@ -134,3 +134,16 @@ def test_example_nav2_params_use_the_topics_the_world_model_publishes():
     assert layers['memory_layer']['map_subscribe_transient_local'] is True
     assert layers['obstacle_layer']['memory_cloud']['topic'] == '/world_model/memory/cloud'
     assert layers['obstacle_layer']['memory_cloud']['data_type'] == 'PointCloud2'
+
+
+def test_example_nav2_params_bring_the_world_model_up_under_a_lifecycle_manager():
+    from mowm_ros.nodes.world_model_node import WorldModelNode
+    from rclpy.lifecycle import LifecycleNode
+
+    params = yaml.safe_load((REPO_ROOT / 'config' / 'nav2_params.yaml').read_text())
+    manager = params['lifecycle_manager_mowm']['ros__parameters']
+    assert manager['autostart'] is True and 'world_model' in manager['node_names']
+    assert manager['bond_timeout'] == 0.0          # rclpy lifecycle nodes create no bond
+    # The managed node waits for the manager instead of starting itself.
+    assert params['world_model']['ros__parameters']['autostart'] is False
+    assert issubclass(WorldModelNode, LifecycleNode)
