@@ -9,6 +9,7 @@ SUBCOMMAND_MODULES = (
     'mowm_ros.tools.info',
     'mowm_ros.tools.data',
     'mowm_ros.tools.train',
+    'mowm_ros.tools.adapt',
     'mowm_ros.tools.bench',
     'mowm_ros.tools.demo',
     'mowm_ros.tools.eval',

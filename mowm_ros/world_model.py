@@ -36,7 +36,7 @@ from mowm_ros.model.experts import (DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
 from mowm_ros.model.frames import images_to_tensor, tensor_to_images
 from mowm_ros.model.lora import add_lora, load_adapter_state
-from mowm_ros.model.threads import use_threads
+from mowm_ros.model.threads import sampler_threads, use_threads
 import numpy as np
 import torch
 
@@ -82,6 +82,7 @@ class WorldModelConfig:
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
     compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
+    torch_threads: int = 0               # sampler threads; 0: the CPUs the finetuner leaves
     seed: int = 0
     finetune_on_observe: bool = True
     spatial: SpatialMemoryConfig = None  # None: matched to how the checkpoint was trained
@@ -100,6 +101,9 @@ class WorldModelConfig:
         check_compile_mode(self.compile_mode)
         if self.context_interval_s < 0:
             raise ValueError('context_interval_s must be >= 0')
+        if self.torch_threads < 0:
+            raise ValueError(f'torch_threads must be >= 0 (0: automatic), got '
+                             f'{self.torch_threads}')
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,9 +168,11 @@ class WorldModel:
     def __init__(self, config=None) -> None:
         self.config = config = config or WorldModelConfig()
         self.device = resolve_device(config.device)
-        # Sampling runs on the thread count of the thread that built the model, whichever
-        # thread calls it (the finetuning thread sets its own; see model/threads.py).
-        self.torch_threads = torch.get_num_threads()
+        # Sampling runs on this thread count whichever thread calls it; by default the cores
+        # the finetuning thread leaves free (it sets its own count; see model/threads.py).
+        finetuning = config.finetune_on_observe and 'episodic' in config.experts
+        self.torch_threads = sampler_threads(
+            config.torch_threads, config.finetune.torch_threads if finetuning else 0)
         directory = config.checkpoint or checkpoint.default_checkpoint_dir()
         network, diffusion_config, self.checkpoint_config = checkpoint.load_checkpoint(
             directory, device=self.device)

@@ -10,13 +10,12 @@ import struct
 
 from mowm_ros import geometry, image_codec
 from mowm_ros.data.bag_import import BagImportConfig, extrinsics_matrix
+from mowm_ros.data.bag_messages import (camera_info_msg, header, image_msg, odometry_msg, STORE,
+                                        T, tf_message)
 import numpy as np
 from PIL import Image
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import get_typestore, Stores
 
-STORE = get_typestore(Stores.ROS2_HUMBLE)
-T = STORE.types
 # A camera 0.2 m ahead of and 0.3 m above the base, tilted 0.1 rad down.
 EXTRINSICS = (0.2, 0.0, 0.3) + tuple(geometry.quaternion_xyzw_from_matrix(
     geometry.make_pose(geometry.transforms3d.euler.euler2mat(0.0, 0.1, 0.0), np.zeros(3))[:3, :3]
@@ -26,18 +25,6 @@ TOPICS = {'image_topic': '/camera/image_raw', 'depth_topic': '/camera/depth/imag
 # image_transport compressedDepth defaults: depth_quantization 100, depth_max 10 m.
 QUANT_A = 100.0 * (100.0 + 1.0)
 QUANT_B = 1.0 - QUANT_A / 10.0
-
-
-def header(stamp_ns, frame_id):
-    stamp = T['builtin_interfaces/msg/Time'](sec=int(stamp_ns // 10**9),
-                                             nanosec=int(stamp_ns % 10**9))
-    return T['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
-
-
-def image_msg(stamp, data, step, height, width, encoding, frame_id='camera_optical'):
-    return T['sensor_msgs/msg/Image'](
-        header=header(stamp, frame_id), height=height, width=width, encoding=encoding,
-        is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8).copy())
 
 
 def compressed_msg(stamp, data, format_, frame_id='camera_optical'):
@@ -62,45 +49,6 @@ def compressed_depth_bytes(depth, encoding):
         values = np.clip(np.round(values), 0, 65535).astype(np.uint16)
     header_bytes = struct.pack('<iff', 0, QUANT_A, QUANT_B)   # 0: INV_DEPTH, PNG
     return header_bytes + pillow_bytes(values, 'PNG'), values
-
-
-def odometry_msg(stamp, pose, child_frame_id='base_link'):
-    x, y, z, w = geometry.quaternion_xyzw_from_matrix(pose[:3, :3])
-    point = T['geometry_msgs/msg/Point'](*(float(v) for v in pose[:3, 3]))
-    quaternion = T['geometry_msgs/msg/Quaternion'](x=x, y=y, z=z, w=w)
-    vector = T['geometry_msgs/msg/Vector3'](x=0.0, y=0.0, z=0.0)
-    return T['nav_msgs/msg/Odometry'](
-        header=header(stamp, 'odom'), child_frame_id=child_frame_id,
-        pose=T['geometry_msgs/msg/PoseWithCovariance'](
-            pose=T['geometry_msgs/msg/Pose'](position=point, orientation=quaternion),
-            covariance=np.zeros(36)),
-        twist=T['geometry_msgs/msg/TwistWithCovariance'](
-            twist=T['geometry_msgs/msg/Twist'](linear=vector, angular=vector),
-            covariance=np.zeros(36)))
-
-
-def camera_info_msg(stamp, K, width, height):
-    projection = np.zeros((3, 4))
-    projection[:, :3] = K
-    return T['sensor_msgs/msg/CameraInfo'](
-        header=header(stamp, 'camera_optical'), height=height, width=width,
-        distortion_model='plumb_bob', d=np.zeros(5), k=np.asarray(K).reshape(-1),
-        r=np.eye(3).reshape(-1), p=projection.reshape(-1), binning_x=0, binning_y=0,
-        roi=T['sensor_msgs/msg/RegionOfInterest'](
-            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-
-
-def tf_message(stamp, transforms):
-    """tf2_msgs/TFMessage of (parent, child, 4x4 parent <- child) triples."""
-    stamped = []
-    for parent, child, pose in transforms:
-        x, y, z, w = geometry.quaternion_xyzw_from_matrix(pose[:3, :3])
-        stamped.append(T['geometry_msgs/msg/TransformStamped'](
-            header=header(stamp, parent), child_frame_id=child,
-            transform=T['geometry_msgs/msg/Transform'](
-                translation=T['geometry_msgs/msg/Vector3'](*(float(v) for v in pose[:3, 3])),
-                rotation=T['geometry_msgs/msg/Quaternion'](x=x, y=y, z=z, w=w))))
-    return T['tf2_msgs/msg/TFMessage'](transforms=stamped)
 
 
 def colour_message(stamp, rgb, colour, encoding):
@@ -135,14 +83,15 @@ def depth_message(stamp, depth, depth_format, depth_encoding):
 
 def write_bag(path, episode, storage=StoragePlugin.MCAP, odom_frames=None, encoding='rgb8',
               odom_offset_ns=0, depth_encoding='32FC1', colour='raw', depth_format='raw',
-              frames=None, tf_static=None, camera_info=None, topics=None):
+              frames=None, tf_static=None, camera_info=None, topics=None, names=None):
     """
     Write ``episode`` as a robot would record it: images, depth, camera_info, odometry.
 
     ``frames`` selects the episode frames recorded (all by default), ``tf_static`` adds one
     /tf_static message of (parent, child, 4x4) transforms, ``camera_info(i)`` returns the
     (K, width, height) published with frame ``i`` (the episode's by default), ``topics``
-    limits the topics written (names from TOPICS' keys and 'tf').
+    limits the topics written (names from TOPICS' keys and 'tf'), ``names`` renames them
+    ({key: topic}, e.g. a RealSense driver's names).
     """
     base_from_camera = extrinsics_matrix(EXTRINSICS)
     odom = episode.pose @ geometry.invert_pose(base_from_camera)
@@ -166,7 +115,7 @@ def write_bag(path, episode, storage=StoragePlugin.MCAP, odom_frames=None, encod
     if tf_static is not None:
         first = int(episode.stamp[frames[0]]) - 1
         messages.append((first, 'tf', 'tf2_msgs/msg/TFMessage', tf_message(first, tf_static)))
-    names = dict(TOPICS, tf='/tf_static')
+    names = dict(TOPICS, tf='/tf_static', **(names or {}))
     wanted = set(names) if topics is None else set(topics)
     with Writer(path, version=9, storage_plugin=storage) as writer:
         connections = {}

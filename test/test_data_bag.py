@@ -1,3 +1,5 @@
+import json
+
 from bag_fixtures import config, EXTRINSICS, TOPICS, write_bag
 from episode_fixtures import synthetic_episode
 from mowm_ros import geometry
@@ -106,3 +108,19 @@ def test_from_bag_command_writes_an_episode(tmp_path, capsys):
     np.testing.assert_allclose(loaded.pose, episode.pose, atol=1e-9)
     assert main(argv('/missing')) == 2
     assert 'lacks the topic /missing' in capsys.readouterr().err
+
+
+def test_from_bag_finds_the_driver_topics_and_imports_without_depth_when_there_is_none(
+        tmp_path, capsys):
+    episode = synthetic_episode(frames=5, size=(32, 24))
+    realsense = {'image_topic': '/camera/color/image_raw', 'info_topic':
+                 '/camera/color/camera_info', 'odom_topic': '/odometry/filtered'}
+    write_bag(tmp_path / 'bag', episode, names=realsense,
+              topics=('image_topic', 'info_topic', 'odom_topic'))
+    out = tmp_path / 'episode.npz'
+    assert main(['data', 'from-bag', str(tmp_path / 'bag'), '--out', str(out), '--size', '16',
+                 '--extrinsics', *(str(v) for v in EXTRINSICS)]) == 0
+    assert json.loads(capsys.readouterr().out)['topics'] == dict(realsense, depth_topic=None)
+    loaded = load_episode(out)
+    assert loaded.depth is None and len(loaded) == 5
+    np.testing.assert_allclose(loaded.pose, episode.pose, atol=1e-9)

@@ -13,20 +13,22 @@ def test_demo_beats_the_previous_frame_and_writes_its_outputs(
         tmp_path, capsys, domain_id, monkeypatch):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
     out = tmp_path / 'demo'
-    # Real time (4 Hz), so the velocity the predictions extrapolate is the robot's own.
-    # One torch thread beside the single-threaded finetuner: two threads on 2 cores (issue 16).
-    assert cli.main(['demo', '--out', str(out), '--steps', '80', '--rate', '4',
-                     '--threads', '1']) == 0
+    # In step (the default): the robot waits for the node, its stamps count simulated time
+    # at 4 Hz, so every frame is observed and a prediction is made every 0.5 s of it, however
+    # slow the machine (a real-time run made 11 predictions, 3 scored, on a busy CI machine).
+    assert cli.main(['demo', '--out', str(out), '--steps', '80', '--rate', '4']) == 0
     metrics = json.loads((out / 'metrics.json').read_text())
-    assert metrics['frames_observed'] >= 70
-    assert metrics['predictions_published'] >= 3
+    assert metrics['frames_observed'] >= 78, metrics     # the first comes before camera_info
+    assert metrics['predictions_published'] >= 35, metrics
     assert metrics['memory_points'] > 1000 and metrics['keyframes'] >= 1
     assert metrics['all_predictions_scored'] == (metrics['revisit_predictions_scored']
                                                  + metrics['novel_predictions_scored'])
     # The predicted views are closer to what the camera then saw than the newest frame the
-    # robot had when the prediction was made (measured over 80 steps: 7-9 views scored,
-    # 26.3-29.5 dB against 22.4-23.9 dB).
-    assert metrics['all_predictions_scored'] >= 4, metrics
+    # robot had when the prediction was made. A prediction is scored when the robot later
+    # stood within 0.2 m and 0.2 rad of a predicted pose (it turns, the prediction
+    # extrapolates): measured 37 of 79 on an idle machine, 19 of 40 distinct ones beside
+    # three busy loops on 2 cores (the gate then asks for one every 0.5 s of stamps).
+    assert metrics['all_predictions_scored'] >= 10, metrics
     assert metrics['all_psnr'] > metrics['all_psnr_last_frame_baseline'], metrics
     header = (out / 'memory_cloud.ply').read_bytes()[:200]
     assert header.startswith(b'ply') and b'element vertex' in header

@@ -158,6 +158,33 @@ def test_explore_mode_publishes_the_generators_route_over_dds(ros, reference):
     assert node.timer.is_canceled() and recorder.count('rgb') <= REFERENCE_FRAMES
 
 
+@pytest.mark.ros
+def test_a_step_gate_holds_the_robot_and_its_stamps_count_simulated_time(ros):
+    from mowm_ros.nodes.sim_robot import SimRobot
+
+    recorder = CameraRecorder(ros.node('recorder'))
+    allowed = {'frames': 0}
+    node = ros.add(SimRobot(
+        context=ros.context, step_gate=lambda: node.frames_published < allowed['frames'],
+        parameter_overrides=[Parameter('seed', value=SEED), Parameter('mode', value='explore'),
+                             Parameter('rate_hz', value=4.0), Parameter('max_steps', value=6)]))
+    # Shut: periods pass (counted) and nothing is published.
+    wait_for(lambda: node.gated_ticks >= 3, what='three control periods at the shut gate')
+    assert node.frames_published == 0
+    # Open for three frames: exactly three, whatever the wall time between them.
+    allowed['frames'] = 3
+    wait_for(lambda: recorder.count('odom') >= 3, what='three frames through the gate')
+    ticks = node.gated_ticks
+    wait_for(lambda: node.gated_ticks >= ticks + 3, what='three more periods at the gate')
+    assert node.frames_published == 3
+    allowed['frames'] = 7
+    wait_for(lambda: node.finished and recorder.count('odom') >= 7, what='the route to finish')
+    stamps = sorted(conversions.stamp_to_ns(m.header.stamp) for m in recorder.messages['odom'])
+    # 1 / rate_hz of simulated time apart, though the robot waited seconds at the gate.
+    assert np.diff(stamps).tolist() == [250_000_000] * 6
+    assert node.gate_timeouts == 0
+
+
 def twist(linear_x=0.0, angular_z=0.0):
     msg = Twist()
     msg.linear.x, msg.angular.z = float(linear_x), float(angular_z)

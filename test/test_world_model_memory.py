@@ -97,10 +97,13 @@ def test_episodic_expert_recalls_revisited_places_better_than_the_frozen_network
     everything = KeyframeBatch(rgb=episode.rgb, poses=episode.pose)
     inputs = keyframe_training_inputs(everything, np.array(revisits),
                                       shipped[0].config.context_frames)
+    # As for an RGB-only camera: no render, and the recent frames dropped, so the adapters
+    # are the only memory. Measured (34 revisits): x0 MSE 0.00893 against 0.00927 frozen, a
+    # ratio of 0.964, better at 62% of the revisits; the bounds leave a margin below that.
     frozen = denoising_error(network, inputs, adapter_on=False)
     adapted = denoising_error(network, inputs, adapter_on=True)
-    assert adapted.mean() < frozen.mean(), (adapted.mean().item(), frozen.mean().item())
-    assert (adapted < frozen).float().mean() > 0.6
+    assert adapted.mean() < 0.98 * frozen.mean(), (adapted.mean().item(), frozen.mean().item())
+    assert (adapted < frozen).float().mean() > 0.55
 
     # The sampler's network, loaded with the published set, behaves the same.
     sampler = copy.deepcopy(shipped[0])

@@ -85,7 +85,7 @@ def bench(args):
         finetune_config.thread_nice = args.finetune_nice
     model = WorldModel(WorldModelConfig(checkpoint=str(checkpoint or ''), device=args.device,
                                         compile_mode=args.compile, finetune_on_observe=False,
-                                        finetune=finetune_config))
+                                        finetune=finetune_config, torch_threads=args.threads))
     frames = (episode_frames(args.episode, args.observe) if args.episode
               else synthetic_frames(args.observe))
     start = time.perf_counter()

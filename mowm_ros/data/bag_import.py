@@ -13,7 +13,8 @@ images outside the odometry's span, or in a gap between odometry samples longer 
 of the camera seen longest are kept and the changes reported. The camera pose is
 ``odom @ extrinsics``, the extrinsics being base <- camera optical frame (z forward, x right,
 y down): composed from /tf_static when it links the base and camera frames, else given.
-Frames are centre-cropped to a square and resized to the model size, as the world model does.
+Frames are centre-cropped to a square and resized to the model size, as the world model does;
+``stride`` and ``min_period`` thin a fast camera before anything is decoded or kept.
 """
 
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class BagImportConfig:
     size: int = 64                  # square model resolution (centre crop); 0 keeps the recorded
     keep_original: bool = False     # also store rgb_camera/depth_camera/K_camera
     stride: int = 1                 # keep every stride-th image
+    min_period: float = 0.0         # seconds: skip images sooner than this after the last kept
     depth_tolerance: float = 0.02   # seconds between an image and its depth
     max_odom_gap: float = 0.5       # seconds between the odometry samples used
 
@@ -72,9 +74,9 @@ class BagImportConfig:
         if self.extrinsics_from not in EXTRINSICS_FROM:
             raise BagImportError(f'extrinsics_from must be one of {EXTRINSICS_FROM}, got '
                                  f'{self.extrinsics_from!r}')
-        if self.stride < 1 or self.size < 0:
-            raise BagImportError(f'stride must be >= 1 and size >= 0, got {self.stride}, '
-                                 f'{self.size}')
+        if self.stride < 1 or self.size < 0 or not self.min_period >= 0:
+            raise BagImportError(f'stride must be >= 1, size >= 0 and min_period >= 0, got '
+                                 f'{self.stride}, {self.size}, {self.min_period}')
 
 
 def extrinsics_matrix(values):
@@ -102,11 +104,12 @@ class _Reading:
     def __init__(self, config):
         self.config = config
         self.images = []       # (stamp, model-size rgb, recorded rgb or None, (width, height))
-        self.depths = []       # (stamp, depth at recorded size)
+        self.depths = []       # (stamp, depth at model size, at recorded size when kept)
         self.odometry = []     # (stamp, 4x4 world <- base)
         self.cameras = []      # (stamp, K, (width, height)) whenever the camera_info changes
         self.transforms = StaticTransforms()
         self.image_count = 0
+        self.last_kept = None  # stamp of the newest image kept under min_period
         self.odom_child_frame = ''
         self.image_frame = ''
 
@@ -115,10 +118,13 @@ class _Reading:
         try:
             if topic == config.image_topic:
                 self.image_count += 1
-                if (self.image_count - 1) % config.stride == 0:
+                if (self.image_count - 1) % config.stride == 0 and self._due(msg, log_time):
                     self._add_image(COLOR_DECODERS[msgtype](msg), msg, log_time)
             elif topic == config.depth_topic:
-                self.depths.append((_header_stamp(msg, log_time), DEPTH_DECODERS[msgtype](msg)))
+                depth = DEPTH_DECODERS[msgtype](msg)
+                self.depths.append((_header_stamp(msg, log_time),
+                                    to_model_depth(depth, config.size) if config.size else depth,
+                                    depth if config.keep_original else None))
             elif topic == config.info_topic:
                 K, size = image_codec.decode_intrinsics(msg)
                 if not self.cameras or self.cameras[-1][2] != size or \
@@ -133,6 +139,15 @@ class _Reading:
                 self.transforms.add(msg)
         except (image_codec.CodecError, TransformError) as exc:
             raise BagImportError(f'{topic}: {exc}') from None
+
+    def _due(self, msg, log_time):
+        """Whether an image is at least min_period after the last one kept (then keep it)."""
+        stamp = _header_stamp(msg, log_time)
+        if self.last_kept is not None and \
+                0 <= stamp - self.last_kept < self.config.min_period * 1e9:
+            return False
+        self.last_kept = stamp
+        return True
 
     def _add_image(self, rgb, msg, log_time):
         config = self.config
@@ -295,9 +310,7 @@ def import_bag(paths, config, revisit_config=None):
     extras = {'odom_pose': base_poses}
     depth = None
     if depth_index is not None:
-        recorded_depths = [reading.depths[depth_index[i]][1] for i in chosen]
-        depth = np.stack([to_model_depth(d, config.size) if config.size else d
-                          for d in recorded_depths]).astype(np.float32)
+        depth = np.stack([reading.depths[depth_index[i]][1] for i in chosen]).astype(np.float32)
         revisit_config = revisit_config or RevisitConfig()
         revisit, overlap, source = revisit_labels(
             depth, pose, K, stamps[chosen], revisit_config.min_gap_seconds * 1e9, revisit_config)
@@ -306,8 +319,9 @@ def import_bag(paths, config, revisit_config=None):
         extras['rgb_camera'] = np.stack([images[i][2] for i in chosen])
         extras['K_camera'] = np.array(K_recorded)
         if depth is not None:
-            extras['depth_camera'] = np.stack([resize_depth(d, width, height)
-                                               for d in recorded_depths]).astype(np.float32)
+            extras['depth_camera'] = np.stack([
+                resize_depth(reading.depths[depth_index[i]][2], width, height)
+                for i in chosen]).astype(np.float32)
     translation = base_from_camera[:3, 3]
     quaternion = geometry.quaternion_xyzw_from_matrix(base_from_camera[:3, :3])
     meta = {
@@ -318,7 +332,8 @@ def import_bag(paths, config, revisit_config=None):
         'odom_topic': config.odom_topic,
         'extrinsics': [float(v) for v in (*translation, *quaternion)],
         'extrinsics_from': extrinsics_meta, 'image_size': [out_width, out_height],
-        'camera_image_size': [width, height], 'stride': config.stride, 'counts': counts,
+        'camera_image_size': [width, height], 'stride': config.stride,
+        'min_period': config.min_period, 'counts': counts,
         **report,
     }
     if depth is not None:

@@ -2,8 +2,9 @@
 Open rosbag2 recordings (MCAP or sqlite3) with ``rosbags``, no ROS: find the bags, check topics.
 
 ``bag_paths`` expands the arguments (a bag directory, an .mcap/.db3 file, or a directory
-holding several bags); ``read_bag`` checks that one bag has the wanted topics with an accepted
-type and yields its messages deserialised, in recording order.
+holding several bags); ``bag_topics`` lists what they hold; ``read_bag`` checks that one bag
+has the wanted topics with an accepted type and yields its messages deserialised, in
+recording order.
 """
 
 from pathlib import Path
@@ -45,8 +46,22 @@ def bag_paths(paths):
     return found
 
 
-def _describe(topics):
-    return ', '.join(f'{name} ({info.msgtype})' for name, info in sorted(topics.items())) \
+def bag_topics(paths):
+    """Return {topic: message type} over the bags at ``paths`` (the union of their topics)."""
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    topics = {}
+    for path in bag_paths(paths):
+        try:
+            with AnyReader([Path(path)], default_typestore=typestore) as reader:
+                topics.update({name: info.msgtype for name, info in reader.topics.items()})
+        except AnyReaderError as exc:
+            raise BagReadError(f'cannot read {path}: {exc}') from None
+    return topics
+
+
+def describe_topics(topics):
+    """One line listing ``{topic: message type}``, for messages naming what a bag holds."""
+    return ', '.join(f'{name} ({msgtype})' for name, msgtype in sorted(topics.items())) \
         or 'no topics'
 
 
@@ -62,15 +77,15 @@ def read_bag(path, wanted, optional=None):
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     try:
         with AnyReader([Path(path)], default_typestore=typestore) as reader:
-            topics = reader.topics
+            topics = {name: info.msgtype for name, info in reader.topics.items()}
             missing = sorted(topic for topic in wanted if topic not in topics)
             if missing:
                 raise BagReadError(f'{path} lacks the topic{"s" * (len(missing) > 1)} '
-                                   f'{", ".join(missing)}; it has: {_describe(topics)}')
+                                   f'{", ".join(missing)}; it has: {describe_topics(topics)}')
             for topic, types in {**optional, **wanted}.items():
-                if topic in topics and topics[topic].msgtype not in types:
+                if topic in topics and topics[topic] not in types:
                     raise BagReadError(f'topic {topic!r} in {path} has type '
-                                       f'{topics[topic].msgtype}, expected '
+                                       f'{topics[topic]}, expected '
                                        f'{" or ".join(types)}')
             connections = [c for c in reader.connections if c.topic in wanted
                            or c.topic in optional]

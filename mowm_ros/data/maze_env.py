@@ -106,14 +106,22 @@ class MazeCamera:
         rotation = self.physics.data.cam_xmat[self.camera_id].reshape(3, 3) @ OPTICAL_FROM_MUJOCO
         return geometry.make_pose(rotation, self.physics.data.cam_xpos[self.camera_id])
 
-    def intrinsics(self, size):
-        return geometry.intrinsics_from_fovy(self.fovy, size, size)
+    def set_fovy(self, degrees):
+        """Change the camera's vertical field of view (a lens other than Memory Maze's)."""
+        if not 1.0 <= degrees <= 170.0:
+            raise ValueError(f'fovy must be 1-170 degrees, got {degrees}')
+        self.physics.model.cam_fovy[self.camera_id] = degrees
+        self.fovy = float(degrees)
 
-    def render_rgb(self, size):
-        return self.physics.render(size, size, camera_id=self.camera_id)
+    def intrinsics(self, size, height=None):
+        """Return the 3x3 intrinsics of a ``size`` x ``height`` render (square by default)."""
+        return geometry.intrinsics_from_fovy(self.fovy, size, height or size)
 
-    def render_depth(self, size):
-        depth = self.physics.render(size, size, camera_id=self.camera_id, depth=True)
+    def render_rgb(self, size, height=None):
+        return self.physics.render(height or size, size, camera_id=self.camera_id)
+
+    def render_depth(self, size, height=None):
+        depth = self.physics.render(height or size, size, camera_id=self.camera_id, depth=True)
         return np.where(depth <= MAX_VALID_DEPTH, depth, np.nan).astype(np.float32)
 
 

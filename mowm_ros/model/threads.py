@@ -10,6 +10,10 @@ it doubled the sampler's latency even while the finetuner sat idle (issue 16). S
 thread runs single-threaded (no team) and at a lower priority, and every sampling call runs
 with the thread count the model was built with (``torch.set_num_threads`` in one thread also
 sets the default of threads that have not run an op yet).
+
+The sampler's default thread count leaves the finetuner its core: on 2 cores, a 2-thread
+sampler beside a busy finetuning thread oversubscribes the machine, and the node's predictions
+fell more than 10 s behind the camera (``sampler_threads``).
 """
 
 import logging
@@ -19,6 +23,27 @@ import threading
 import torch
 
 log = logging.getLogger(__name__)
+
+
+def available_cpus():
+    """Return how many CPUs this process may run on (its affinity mask where there is one)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def sampler_threads(requested, busy_elsewhere):
+    """
+    Return the intra-op thread count for sampling.
+
+    ``requested`` when it is > 0 (the user said so), otherwise the CPUs left beside
+    ``busy_elsewhere`` threads that run at the same time (the finetuner), never more than
+    torch's current count (a process-wide ``torch.set_num_threads`` is a cap) and never fewer
+    than one.
+    """
+    if requested > 0:
+        return int(requested)
+    return max(1, min(torch.get_num_threads(), available_cpus() - busy_elsewhere))
 
 
 def use_threads(count):

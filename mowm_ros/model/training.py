@@ -36,7 +36,7 @@ class TrainConfig:
     data_dir: str = 'data/maze9'
     out_dir: str = 'runs/maze64'
     val_fraction: float = 0.1
-    steps: int = 20000
+    steps: int = 20000  # 0 = no step limit (max_minutes ends the run)
     batch_size: int = 32
     learning_rate: float = 2e-4
     weight_decay: float = 1e-3
@@ -148,6 +148,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.step = 0
+        self.seconds = 0.0   # training time over every fit of this run, resumes included
         self.history = []
         self.train_set, self.val_set = train_set, val_set
         self.sampler = (DistributedSampler(train_set, seed=config.seed)
@@ -185,6 +186,7 @@ class Trainer:
         checkpoint.load_weights(self.ema.module, ema_state, last / checkpoint.WEIGHTS_FILE)
         self.ema.n_averaged.fill_(record.get('ema_updates', self.step))
         self.step = record['step']
+        self.seconds = float(record.get('seconds', 0.0))
         self.history = record.get('history', [])
         rng = record['extra_tensors'].get(f'rng.rank{self.dist.rank}')
         if rng is not None:
@@ -244,19 +246,26 @@ class Trainer:
                                    extra=extra)
         checkpoint.save_training_state(directory, self.model, self.optimizer, self.step,
                                        {'ema_updates': int(self.ema.n_averaged.item()),
-                                        'history': self.history},
+                                        'seconds': self.seconds, 'history': self.history},
                                        {f'rng.rank{self.dist.rank}': torch.get_rng_state()})
 
     def fit(self, progress=True) -> list:
         """Train until config.steps or config.max_minutes; checkpoints allow resuming."""
         config = self.config
+        if config.steps <= 0 and config.max_minutes <= 0:
+            raise ValueError('training needs a limit: steps > 0 or max_minutes > 0')
+        steps = config.steps if config.steps > 0 else math.inf
         start = time.monotonic()
-        bar = tqdm(total=config.steps, initial=self.step, desc='train',
+        bar = tqdm(total=config.steps or None, initial=self.step, desc='train',
                    disable=not (progress and self.dist.is_main))
         epoch = 0
         running = []
         stopped_early = False
-        while self.step < config.steps and not stopped_early:
+        if len(self.loader) == 0:
+            raise ValueError(f'{len(self.train_set)} training windows make no batch of '
+                             f'{config.batch_size}')
+        seconds_before = self.seconds
+        while self.step < steps and not stopped_early:
             if self.sampler is not None:
                 self.sampler.set_epoch(epoch)
             for batch in self.loader:
@@ -273,10 +282,11 @@ class Trainer:
                     self.record_validation()
                 if self.step % config.checkpoint_every == 0 and self.dist.is_main:
                     self.save()
+                self.seconds = seconds_before + time.monotonic() - start
                 out_of_time = (config.max_minutes > 0 and
                                time.monotonic() - start > 60 * config.max_minutes)
-                if self.step >= config.steps or out_of_time:
-                    stopped_early = out_of_time and self.step < config.steps
+                if self.step >= steps or out_of_time:
+                    stopped_early = out_of_time and self.step < steps
                     break
             epoch += 1
         bar.close()

@@ -19,7 +19,7 @@ from mowm_ros.extrinsics import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.rerun_view import open_recording, RerunView
 from mowm_ros.nodes.sim_robot import SimRobot
-from mowm_ros.nodes.world_model_node import RELIABLE_2, WorldModelNode
+from mowm_ros.nodes.world_model_node import WorldModelNode
 from mowm_ros.planning.paths import base_yaw
 from nav_msgs.msg import Odometry, Path as PathMsg
 import numpy as np
@@ -28,7 +28,7 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from skimage.metrics import peak_signal_noise_ratio
 
@@ -55,12 +55,19 @@ class DemoConfig:
     keyframe_min_translation: float = 1.0
     keyframe_min_rotation: float = 0.6
     live: bool = False             # run until Ctrl-C (no step limit)
+    # The robot waits for the world model: it steps once the node has observed its last frame
+    # and, every prediction_period_s of simulated time, predicted from it; stamps count
+    # simulated time. The scores then do not depend on how fast the machine is. Off in live
+    # runs (the robot runs in real time, as on a real robot).
+    lockstep: bool = True
     view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
     rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
     strip_samples: int = 8
 
 
 MAX_FRAMES_KEPT = 4000
+MONITOR_SENSOR_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+MONITOR_RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def psnr(a, b):
@@ -76,16 +83,29 @@ class DemoMonitor(Node):
         self.lock = threading.Lock()
         self.frames = {}            # stamp -> rgb uint8 (64x64)
         self.poses = []             # (stamp, x, y, yaw)
-        self.predictions = []       # (stamp of the predicted view, rgb, predicted base pose)
+        # stamp of the predicted view -> its rgb; a later prediction for the same stamp (made
+        # from the same moment, as when the robot waits for the node) replaces the earlier
+        self.predictions = {}
         self.paths = {}             # stamp of the first pose -> (base pose, stamp made from)
         self.frames_seen = 0
+        self.odometry_seen = 0
+        self.predictions_seen = 0
+        self.paths_seen = 0
         self.first_prediction = None
-        self.create_subscription(Image, 'camera/image_raw', self.on_frame,
-                                 qos_profile_sensor_data)
-        self.create_subscription(Odometry, 'odom', self.on_odometry, qos_profile_sensor_data)
+        # Deep queues: the monitor scores what it keeps, so a busy moment must not drop any.
+        self.create_subscription(Image, 'camera/image_raw', self.on_frame, MONITOR_SENSOR_QOS)
+        self.create_subscription(Odometry, 'odom', self.on_odometry, MONITOR_SENSOR_QOS)
         self.create_subscription(Image, '/world_model/predicted/image', self.on_prediction,
-                                 RELIABLE_2)
-        self.create_subscription(PathMsg, '/world_model/predicted/path', self.on_path, 1)
+                                 MONITOR_RELIABLE_QOS)
+        self.create_subscription(PathMsg, '/world_model/predicted/path', self.on_path,
+                                 MONITOR_RELIABLE_QOS)
+
+    def caught_up(self, robot, world_model):
+        """Whether every frame, odometry, prediction and path sent so far has arrived here."""
+        return (self.frames_seen >= robot.frames_published
+                and self.odometry_seen >= robot.frames_published
+                and self.predictions_seen >= world_model.predictions_published
+                and self.paths_seen >= world_model.predictions_published)
 
     def on_frame(self, msg):
         with self.lock:
@@ -99,8 +119,10 @@ class DemoMonitor(Node):
         stamp, pose = conversions.odometry_to_pose(msg)
         with self.lock:
             self.poses.append((stamp, pose[0, 3], pose[1, 3], base_yaw(pose)))
+            self.odometry_seen += 1
 
     def on_path(self, msg):
+        self.paths_seen += 1
         if msg.poses:
             stamp = conversions.stamp_to_ns(msg.poses[0].header.stamp)
             # The header stamp is the moment the prediction was made from: no frame it used
@@ -111,8 +133,9 @@ class DemoMonitor(Node):
 
     def on_prediction(self, msg):
         with self.lock:
-            self.predictions.append((conversions.stamp_to_ns(msg.header.stamp),
-                                     conversions.image_to_rgb(msg)))
+            self.predictions[conversions.stamp_to_ns(msg.header.stamp)] = \
+                conversions.image_to_rgb(msg)
+            self.predictions_seen += 1
             if self.first_prediction is None:
                 self.first_prediction = time.monotonic()
 
@@ -145,7 +168,7 @@ class DemoMonitor(Node):
         """
         with self.lock:
             frames, poses = dict(self.frames), sorted(self.poses)
-            predictions, paths = list(self.predictions), dict(self.paths)
+            predictions, paths = sorted(self.predictions.items()), dict(self.paths)
         kept = [p for p in poses if p[0] in frames]
         times = np.array([p[0] for p in kept], dtype=np.int64)
         pose_array = np.array([p[1:] for p in kept], dtype=np.float64).reshape(-1, 3)
@@ -175,7 +198,7 @@ class DemoMonitor(Node):
         return comparisons
 
 
-def summarise(comparisons, monitor, world_model, wall_s):
+def summarise(comparisons, monitor, robot, world_model, wall_s):
     def mean(values):
         values = [v for v in values if v is not None]
         return float(np.mean(values)) if values else None
@@ -196,6 +219,10 @@ def summarise(comparisons, monitor, world_model, wall_s):
         'keyframes': len(world_model.model.episodic),
         'adapter_version': world_model.model.finetuner.latest().version,
         'rejected_inputs': dict(world_model.rejected),
+        'monitor_received': {'frames': monitor.frames_seen, 'odometry': monitor.odometry_seen,
+                             'predictions': monitor.predictions_seen,
+                             'paths': monitor.paths_seen},
+        'robot_waited_periods': robot.gated_ticks, 'robot_gate_timeouts': robot.gate_timeouts,
         **{f'{name}_predictions_scored': len(group) for name, group in groups.items()},
         **{f'{name}_psnr': mean(c['psnr'] for c in group) for name, group in groups.items()},
         **{f'{name}_psnr_last_frame_baseline': mean(c['psnr_last_frame'] for c in group)
@@ -237,11 +264,20 @@ def run_demo(config, log=print):
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
-    robot = SimRobot(context=context, parameter_overrides=[
-        Parameter('mode', value='explore'), Parameter('seed', value=config.seed),
-        Parameter('rate_hz', value=config.rate_hz),
-        Parameter('max_steps', value=0 if config.live else config.steps),
-        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
+    lockstep = config.lockstep and not config.live
+    world_model = None
+
+    def world_model_caught_up():
+        return (node_caught_up(robot, world_model, config.prediction_period_s, len(nodes) - 1)
+                and monitor.caught_up(robot, world_model))
+
+    robot = SimRobot(
+        context=context, step_gate=world_model_caught_up if lockstep else None,
+        parameter_overrides=[
+            Parameter('mode', value='explore'), Parameter('seed', value=config.seed),
+            Parameter('rate_hz', value=config.rate_hz),
+            Parameter('max_steps', value=0 if config.live else config.steps),
+            Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
     world_model = WorldModelNode(context=context, parameter_overrides=[
         Parameter('horizon', value=config.horizon),
         Parameter('sampler_steps', value=config.sampler_steps),
@@ -264,7 +300,8 @@ def run_demo(config, log=print):
     spinner.start()
     log(f'demo: exploring maze seed {config.seed} for '
         f'{"ever (Ctrl-C stops)" if config.live else f"{config.steps} steps"} at '
-        f'{config.rate_hz} Hz; writing {out}/')
+        f'{config.rate_hz} Hz' + (' of simulated time, in step with the world model'
+                                  if lockstep else '') + f'; writing {out}/')
     try:
         last_report = start
         while config.live or not robot.finished:
@@ -288,7 +325,7 @@ def run_demo(config, log=print):
         comparisons = monitor.score()
         if view:
             view.log_scores(comparisons)
-        summary = summarise(comparisons, monitor, world_model, wall)
+        summary = summarise(comparisons, monitor, robot, world_model, wall)
         summary['config'] = asdict(config)
         write_strip(comparisons, out / 'revisits.png', config.strip_samples)
         write_cloud(world_model, out / 'memory_cloud.ply')
@@ -300,6 +337,32 @@ def run_demo(config, log=print):
         rclpy.try_shutdown(context=context)
     (out / 'metrics.json').write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def node_caught_up(robot, world_model, prediction_period_s, camera_subscribers):
+    """
+    Whether the world model has caught up with the robot (the demo's step gate).
+
+    Before the first frame: the robot's camera and odometry reach ``camera_subscribers``
+    nodes and the world model sees the robot's camera. Then: the node has received every
+    frame the robot published, observed it (or rejected it: the first one comes before any
+    camera_info) and, once it has the context to predict, made a prediction less than
+    ``prediction_period_s`` (of stamps: simulated time) before the newest frame.
+    """
+    if world_model is None:
+        return False
+    if robot.previous is None:
+        return (robot.rgb_pub.get_subscription_count() >= camera_subscribers
+                and robot.odom_pub.get_subscription_count() >= 1
+                and world_model.count_publishers('camera/image_raw') >= 1)
+    newest = robot.previous[1]
+    if world_model.frames_received < robot.frames_published or world_model.parked \
+            or world_model.observer.pending or world_model.observer.busy:
+        return False
+    if not world_model.model.context_ready:
+        return True
+    made_at = world_model.last_prediction_made_at
+    return made_at is not None and newest - made_at < int(prediction_period_s * 1e9)
 
 
 def wait_for_the_node(robot, world_model, timeout_s):

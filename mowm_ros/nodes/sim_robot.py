@@ -11,7 +11,12 @@ the episode player does), all with one stamp. With ``mode: cmd_vel`` it drives f
 
 The maze's own episode limit is lifted, so with ``max_steps: 0`` the robot runs until the node
 stops; after ``max_steps`` steps it stops stepping and publishing (the simulation is kept).
-The simulation itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
+
+In-process users (the demo) may pass ``step_gate``, a callable: the robot then publishes its
+first frame and steps only when it returns true (or after ``GATE_TIMEOUT_S`` without, counted
+in ``gate_timeouts``), and its stamps count simulated time (``1 / rate_hz`` per step from the
+first frame), so what the nodes downstream see no longer depends on how fast the machine runs
+them. The simulation itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
 """
 
 import math
@@ -35,6 +40,7 @@ from rosgraph_msgs.msg import Clock
 
 MODES = ('cmd_vel', 'explore')
 LOG_THROTTLE_S = 5.0
+GATE_TIMEOUT_S = 60.0   # a gate shut this long (a lost message, a stuck consumer) is passed
 
 # Best effort matches publishers of either reliability; only the newest command matters.
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -73,7 +79,7 @@ class SimRobot(ManagedNode):
     cleanup closes the simulation.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, step_gate=None, **kwargs):
         super().__init__('sim_robot', SPECS, **kwargs)
         self.robot = None
         self.timer = None
@@ -88,6 +94,11 @@ class SimRobot(ManagedNode):
         self.previous = None              # (base pose, stamp) of the last frame
         self.clock_pub = None
         self.sim_ns = 0                   # simulation time (publish_clock), ns
+        self.step_gate = step_gate
+        self.gate_shut_since = None       # node clock (s) the gate was first found shut
+        self.gated_ticks = 0              # control periods spent waiting at the gate
+        self.gate_timeouts = 0
+        self.first_stamp = None
 
     def configure(self, params):
         self.mode = params['mode']
@@ -169,8 +180,31 @@ class SimRobot(ManagedNode):
         """Return the robot's time, ns: the simulation's with publish_clock, else the node's."""
         return self.sim_ns if self.clock_pub is not None else self.get_clock().now().nanoseconds
 
+    def gate_open(self):
+        """Whether a step gate lets the robot step now (always, without a gate)."""
+        if self.step_gate is None or self.step_gate():
+            self.gate_shut_since = None
+            return True
+        now = self.now_s()
+        self.gate_shut_since = self.gate_shut_since or now
+        if now - self.gate_shut_since < GATE_TIMEOUT_S:
+            self.gated_ticks += 1
+            return False
+        self.gate_timeouts += 1
+        self.gate_shut_since = None
+        self.get_logger().warning(f'the step gate stayed shut for {GATE_TIMEOUT_S:g} s; '
+                                  f'stepping anyway ({self.gate_timeouts} times so far)')
+        return True
+
+    def stamp(self, now):
+        """Return the stamp of the frame being published: simulated time under a step gate."""
+        if self.step_gate is None:
+            return now
+        self.first_stamp = self.first_stamp or now
+        return self.first_stamp + int(round(self.robot.steps * self.period * 1e9))
+
     def tick(self):
-        if self.finished:
+        if self.finished or not self.gate_open():
             return
         if self.clock_pub is not None:        # the step about to be published, then its frame
             self.sim_ns += CONTROL_PERIOD_NS
@@ -185,7 +219,7 @@ class SimRobot(ManagedNode):
                 self.get_logger().warning(
                     'the simulation ended (diverged physics or time limit); respawned at the '
                     f'start of the same maze after {self.robot.steps} steps')
-        self.publish(frame, now)
+        self.publish(frame, self.stamp(now))
         if self.max_steps and self.robot.steps >= self.max_steps:
             self.finished = True
             self.timer.cancel()           # stays active, publishing nothing more

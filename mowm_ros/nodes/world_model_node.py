@@ -100,6 +100,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         self.latest_twist = (0.0, 0.0)
         self.plan = None                   # ((N, 2) positions, arrival on the node clock)
         self.last_observed_stamp = None
+        self.last_prediction_made_at = None   # stamp the newest prediction was made from
         self.last_prediction_source = None
         self.last_agreement = None         # planning.agreement.Agreement of the last
         self.latency_ms = []
@@ -264,6 +265,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         path.header.stamp = conversions.ns_to_stamp(made_at)
         self.path_pub.publish(path)
         self.predictions_published += 1
+        self.last_prediction_made_at = made_at
         self.last_prediction_source = source
         rendered, covered = self.model.render_memory(base_poses @ self.base_from_camera, state)
         self.last_agreement = memory_agreement(images, rendered, covered)

@@ -97,7 +97,8 @@ SPECS = {
     'extrinsics_from_tf': Spec(True, 'take base_frame <- camera frame from TF when known'),
     'integration_max_width': Spec(320, 'wider frames are subsampled before the memory sees '
                                        'them; 0 = full resolution', minimum=0, live=True),
-    'torch_threads': Spec(0, "PyTorch intra-op threads; 0 = PyTorch's default", minimum=0),
+    'torch_threads': Spec(default_of(_MODEL, 'torch_threads'), 'sampler intra-op threads; 0 = '
+                          'the CPUs the finetuning thread leaves', minimum=0),
     'goal_experts': Spec(['short_term', 'spatial'], 'experts imagining candidate goal views',
                          choices=EXPERT_NAMES),
     'goal_sampler_steps': Spec(2, 'DDIM steps per imagined view while planning', minimum=1),
@@ -152,7 +153,8 @@ def model_config_from(params):
         sampler_steps=int(params['sampler_steps']), experts=tuple(experts_from(params)),
         composition=params['composition'],
         weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
-        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic)
+        finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
+        torch_threads=int(params['torch_threads']))
 
 
 def navigator_config_from(params):

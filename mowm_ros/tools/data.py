@@ -6,6 +6,9 @@ from pathlib import Path
 import sys
 
 
+TOPIC_ROLES = ('image_topic', 'depth_topic', 'info_topic', 'odom_topic')
+
+
 def _show_warnings():
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s: %(message)s')
 
@@ -47,16 +50,11 @@ def run_from_bag(args):
     from mowm_ros.data.bag_import import BagImportConfig, BagImportError, import_bag
     from mowm_ros.data.episode import save_episode
 
-    options = {'image_topic': args.image_topic, 'info_topic': args.info_topic,
-               'odom_topic': args.odom_topic, 'depth_topic': args.depth_topic,
-               'size': args.size, 'keep_original': args.keep_original, 'stride': args.stride,
-               'depth_tolerance': args.depth_tolerance, 'max_odom_gap': args.max_odom_gap,
-               'extrinsics_from': args.extrinsics_from, 'tf_topic': args.tf_topic,
-               'base_frame': args.base_frame, 'camera_frame': args.camera_frame}
-    if args.extrinsics is not None:
-        options['extrinsics'] = tuple(args.extrinsics)
     try:
-        episode = import_bag(args.bag, BagImportConfig(**options))
+        options = import_options(args, depth='optional')
+        episode = import_bag(args.bag, BagImportConfig(
+            **options, size=args.size, keep_original=args.keep_original, stride=args.stride,
+            min_period=args.min_period))
     except BagImportError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
@@ -66,12 +64,73 @@ def run_from_bag(args):
     save_episode(out, episode)
     meta = episode.meta
     print(json.dumps({'out': str(out), 'frames': len(episode), 'bags': len(meta['sources']),
+                      'topics': {role: meta[role] for role in TOPIC_ROLES},
                       **meta['counts'], 'extrinsics': meta['extrinsics'],
                       'extrinsics_from': meta['extrinsics_from'],
                       'odometry_gaps': meta['odometry_gaps'],
                       'camera_info_changes': meta['camera_info_changes'],
                       'revisit_fraction': meta.get('revisit_fraction')}, indent=2))
     return 0
+
+
+def import_options(args, depth):
+    """
+    Return BagImportConfig options from the arguments of ``add_import_arguments``.
+
+    Topics not named are found in the bags (``depth``: 'required' or 'optional'; --no-depth:
+    none).
+    """
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.bag_topics import resolve_topics
+
+    given = {role: getattr(args, role) for role in TOPIC_ROLES}
+    options = resolve_topics(args.bag, given, 'none' if args.no_depth else depth)
+    options.update(depth_tolerance=args.depth_tolerance, max_odom_gap=args.max_odom_gap,
+                   extrinsics_from=args.extrinsics_from, tf_topic=args.tf_topic,
+                   base_frame=args.base_frame, camera_frame=args.camera_frame)
+    if args.extrinsics is not None:
+        options['extrinsics'] = tuple(args.extrinsics)
+    return options
+
+
+def add_import_arguments(parser):
+    """Arguments of a rosbag2 import: bags, topics (found when not named), extrinsics."""
+    parser.add_argument('bag', nargs='+',
+                        help='rosbag2 directories, .mcap/.db3 files or directories of bags, '
+                             'read as one recording in time order')
+    found = 'default: the first of the common driver names the bag has, e.g. '
+    parser.add_argument('--image-topic', default='',
+                        help='sensor_msgs/Image or CompressedImage (JPEG/PNG); '
+                             f'{found}/camera/color/image_raw(/compressed)')
+    parser.add_argument('--depth-topic', default='',
+                        help='sensor_msgs/Image (32FC1, 16UC1) or CompressedImage '
+                             f'(compressedDepth) registered to the colour camera; {found}'
+                             '/camera/aligned_depth_to_color/image_raw, '
+                             '/camera/depth/image_rect_raw')
+    parser.add_argument('--no-depth', action='store_true',
+                        help='import no depth (an RGB-only camera)')
+    parser.add_argument('--info-topic', default='',
+                        help="the colour camera's CameraInfo; default: <image ns>/camera_info")
+    parser.add_argument('--odom-topic', default='',
+                        help='nav_msgs/Odometry, or geometry_msgs PoseStamped / '
+                             f'PoseWithCovarianceStamped; {found}/odom, /odometry/filtered')
+    parser.add_argument('--extrinsics', type=float, nargs=7, default=None,
+                        metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
+                        help='base <- camera optical frame, used when /tf_static does not link '
+                             'the frames (default: the Memory Maze camera mount)')
+    parser.add_argument('--extrinsics-from', choices=('auto', 'tf', 'argument'),
+                        default='auto',
+                        help='auto: /tf_static when it links base and camera frames, else '
+                             '--extrinsics; tf: require /tf_static; argument: ignore /tf_static')
+    parser.add_argument('--tf-topic', default='/tf_static')
+    parser.add_argument('--base-frame', default='',
+                        help="robot base frame (default: the odometry's child_frame_id)")
+    parser.add_argument('--camera-frame', default='',
+                        help="camera optical frame (default: the images' frame_id)")
+    parser.add_argument('--depth-tolerance', type=float, default=0.02,
+                        help='seconds between an image and its depth (default 0.02)')
+    parser.add_argument('--max-odom-gap', type=float, default=0.5,
+                        help='seconds between odometry samples to interpolate across')
 
 
 def episode_summary(path):
@@ -123,6 +182,41 @@ def run_stats(args):
     return 0
 
 
+def run_record_sim(args):
+    _show_warnings()
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.sim_recorder import record_sim, SimRecordingConfig
+
+    try:
+        config = SimRecordingConfig(
+            maze_size=args.maze_size, seed=args.seed, steps=args.steps, width=args.width,
+            height=args.height, fovy=args.fovy, storage=args.storage)
+        summary = record_sim(args.out, config, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_record_sim_parser(commands):
+    record = commands.add_parser(
+        'record-sim', help="record the simulated robot's topics (sim_robot's names) into a "
+        'rosbag2 recording, any camera size and field of view')
+    record.add_argument('--out', required=True, help='recording to write (a new directory)')
+    record.add_argument('--maze-size', type=int, default=9, choices=(9, 11, 13, 15))
+    record.add_argument('--seed', type=int, default=0, help='maze and route')
+    record.add_argument('--steps', type=int, default=1000,
+                        help='control periods of 0.25 s (default 1000: 250 s)')
+    record.add_argument('--width', type=int, default=64, help='camera width, pixels')
+    record.add_argument('--height', type=int, default=64, help='camera height, pixels')
+    record.add_argument('--fovy', type=float, default=0.0,
+                        help="vertical field of view, degrees (default: Memory Maze's 80)")
+    record.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    record.add_argument('--no-progress', action='store_true')
+    record.set_defaults(func=run_record_sim)
+
+
 def add_parser(subparsers):
     parser = subparsers.add_parser('data', help='generate, import and inspect episodes')
     commands = parser.add_subparsers(dest='data_command', required=True)
@@ -151,41 +245,18 @@ def add_parser(subparsers):
 
     bag = commands.add_parser(
         'from-bag', help='convert rosbag2 (MCAP or sqlite3) recordings into one episode')
-    bag.add_argument('bag', nargs='+',
-                     help='rosbag2 directories, .mcap/.db3 files or directories of bags, read '
-                          'as one recording in time order')
+    add_import_arguments(bag)
     bag.add_argument('--out', required=True, help='episode file (.npz)')
-    bag.add_argument('--image-topic', required=True,
-                     help='sensor_msgs/Image or CompressedImage (JPEG/PNG)')
-    bag.add_argument('--depth-topic', default=None,
-                     help='sensor_msgs/Image (32FC1, 16UC1) or CompressedImage '
-                          '(compressedDepth)')
-    bag.add_argument('--info-topic', required=True)
-    bag.add_argument('--odom-topic', required=True,
-                     help='nav_msgs/Odometry, or geometry_msgs PoseStamped / '
-                          'PoseWithCovarianceStamped')
-    bag.add_argument('--extrinsics', type=float, nargs=7, default=None,
-                     metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
-                     help='base <- camera optical frame, used when /tf_static does not link '
-                          'the frames (default: the Memory Maze camera mount)')
-    bag.add_argument('--extrinsics-from', choices=('auto', 'tf', 'argument'), default='auto',
-                     help='auto: /tf_static when it links base and camera frames, else '
-                          '--extrinsics; tf: require /tf_static; argument: ignore /tf_static')
-    bag.add_argument('--tf-topic', default='/tf_static')
-    bag.add_argument('--base-frame', default='',
-                     help="robot base frame (default: the odometry's child_frame_id)")
-    bag.add_argument('--camera-frame', default='',
-                     help="camera optical frame (default: the images' frame_id)")
     bag.add_argument('--size', type=int, default=64,
                      help='square model resolution, centre-cropped (0: keep the recorded)')
     bag.add_argument('--keep-original', action='store_true',
                      help='also store the recorded resolution as rgb_camera/depth_camera')
     bag.add_argument('--stride', type=int, default=1, help='keep every n-th image')
-    bag.add_argument('--depth-tolerance', type=float, default=0.02,
-                     help='seconds between an image and its depth (default 0.02)')
-    bag.add_argument('--max-odom-gap', type=float, default=0.5,
-                     help='seconds between odometry samples to interpolate across')
+    bag.add_argument('--min-period', type=float, default=0.0,
+                     help='seconds: skip images sooner than this after the last one kept')
     bag.set_defaults(func=run_from_bag)
+
+    add_record_sim_parser(commands)
 
     stats = commands.add_parser('stats', help='frames and revisit fraction of a directory')
     stats.add_argument('directory')

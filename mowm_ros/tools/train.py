@@ -10,26 +10,57 @@ import logging
 import sys
 
 
-def build_datasets(config):
-    """Return (train, validation) EpisodeDatasets split by episode seed."""
+def dataset_config(config):
+    """Return the DatasetConfig of a TrainConfig (its ``dataset`` options and network sizes)."""
     # lazy: keeps `mowm` quick to start
-    from mowm_ros.data.dataset import DatasetConfig, EpisodeDataset, split_by_seed
     from mowm_ros.data.cloud import CloudConfig, RenderConfig
-    from mowm_ros.data.episode import episode_paths
+    from mowm_ros.data.dataset import DatasetConfig
 
     options = dict(config.dataset)
     cloud = CloudConfig(**options.pop('cloud', {}))
     render = RenderConfig(**options.pop('render', {}))
-    dataset_config = DatasetConfig(context=config.denoiser.context_frames,
-                                   size=config.denoiser.image_size, cloud=cloud, render=render,
-                                   **options)
+    return DatasetConfig(context=config.denoiser.context_frames, size=config.denoiser.image_size,
+                         cloud=cloud, render=render, **options)
+
+
+def build_datasets(config):
+    """Return (train, validation) EpisodeDatasets split by episode seed."""
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.dataset import EpisodeDataset, split_by_seed
+    from mowm_ros.data.episode import episode_paths
+
+    options = dataset_config(config)
     paths = episode_paths(config.data_dir)
     if not paths:
         raise ValueError(f'no episodes (*.npz) in {config.data_dir}; generate some with '
                          f'`mowm data generate --out {config.data_dir}`')
     train_paths, val_paths = split_by_seed(paths, config.val_fraction)
-    return (EpisodeDataset(train_paths, dataset_config, progress=True),
-            EpisodeDataset(val_paths, dataset_config, progress=True) if val_paths else None)
+    return (EpisodeDataset(train_paths, options, progress=True),
+            EpisodeDataset(val_paths, options, progress=True) if val_paths else None)
+
+
+def train(config, train_set, val_set, fresh=False, progress=True, before_fit=None):
+    """
+    Train on the datasets and return the Trainer once it stops (steps or minutes).
+
+    It resumes from ``out_dir/last`` unless ``fresh``, else starts from ``config.init_from``
+    when set. ``before_fit(trainer)`` runs once the state is loaded and may return False to
+    skip the fit (a budget already spent).
+    """
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.model.training import Trainer
+
+    trainer = Trainer(config, train_set, val_set)
+    resumed = False if fresh else trainer.resume()
+    if not resumed and config.init_from:
+        trainer.initialize_from(config.init_from)
+    logging.info('training on %d windows (%d validation), %s, world size %d',
+                 len(train_set), len(val_set) if val_set else 0, trainer.device,
+                 trainer.dist.world_size)
+    if before_fit is None or before_fit(trainer) is not False:
+        trainer.fit(progress=progress)
+    trainer.dist.close()
+    return trainer
 
 
 def parse_overrides(pairs):
@@ -47,7 +78,7 @@ def parse_overrides(pairs):
 
 def run(args):
     # lazy: keeps `mowm` quick to start
-    from mowm_ros.model.training import load_train_config, Trainer
+    from mowm_ros.model.training import load_train_config
     import torch
 
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
@@ -63,15 +94,11 @@ def run(args):
     except ValueError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    trainer = Trainer(config, train_set, val_set)
-    resumed = False if args.fresh else trainer.resume()
-    if not resumed and config.init_from:
-        trainer.initialize_from(config.init_from)
-    logging.info('training on %d windows (%d validation), %s, world size %d',
-                 len(train_set), len(val_set) if val_set else 0, trainer.device,
-                 trainer.dist.world_size)
-    trainer.fit(progress=not args.no_progress)
-    trainer.dist.close()
+    try:
+        train(config, train_set, val_set, fresh=args.fresh, progress=not args.no_progress)
+    except ValueError as exc:       # no limit, or too few windows for a batch
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     return 0
 
 
