@@ -26,7 +26,7 @@ from mowm_ros.nodes.world_model_goal import GOAL_CHECK_PERIOD_S, ImageGoalMixin
 from mowm_ros.nodes.world_model_inputs import FrameInputMixin, LOG_THROTTLE_S
 from mowm_ros.nodes.world_model_memory import MemoryMixin
 from mowm_ros.nodes.world_model_params import (check_parameter, model_config_from,
-                                               navigator_config_from, SPECS)
+                                               navigator_config_from, PARAMETERS, SPECS)
 from mowm_ros.planning.agreement import memory_agreement
 from mowm_ros.planning.navigator import ImageGoalNavigator, world_model_keyframes
 from mowm_ros.planning.paths import extrapolate_twist, mosaic, poses_along_path
@@ -40,7 +40,9 @@ from std_srvs.srv import Trigger
 import torch
 from visualization_msgs.msg import MarkerArray
 
-__all__ = ['LATCHED', 'RELIABLE_1', 'RELIABLE_2', 'WorldModelNode', 'check_parameter']
+# Re-exported: other modules and tests name them from here.
+__all__ = ['LATCHED', 'RELIABLE_1', 'RELIABLE_2', 'WorldModelNode', 'check_parameter',
+           'model_config_from', 'PARAMETERS']
 
 OBSERVE_QUEUE = 32     # frames waiting to be observed: bursts of 0.5 s of a 60 Hz camera
 
