@@ -2,8 +2,15 @@
 The world model with, optionally, the simulated Memory Maze robot, the path follower and rviz.
 
 ros2 launch mowm_ros world_model.launch.py [use_sim:=true] [follow_path:=true] [rviz:=true]
-    [namespace:=robot1] [params_file:=my_world_model.yaml] [sim_params_file:=my_sim_robot.yaml]
+    [namespace:=robot1] [autostart:=true] [use_sim_time:=false]
+    [params_file:=my_world_model.yaml] [sim_params_file:=my_sim_robot.yaml]
     [follower_params_file:=my_path_follower.yaml]
+
+The nodes are managed (lifecycle) nodes. With ``autostart:=true`` (the default) each configures
+and activates itself; with ``autostart:=false`` they wait in ``unconfigured`` for a lifecycle
+manager (Nav2's, see config/nav2_params.yaml) or ``ros2 lifecycle set``. With
+``use_sim_time:=true`` the nodes run on /clock, which the simulated robot then publishes.
+Under a ``namespace`` rviz gets a copy of config/mowm.rviz whose topics are in that namespace.
 
 The path follower drives ``cmd_vel`` along the world model's ``best_path`` (the plan towards an
 image sent to ``world_model/goal_image``); it starts by default in simulation only. On a real
@@ -11,13 +18,47 @@ robot set use_sim:=false and remap camera/* and odom to its drivers' topics.
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+
+
+def managed(executable, name, params_file, clock=None, **kwargs):
+    """Return a mowm_ros lifecycle node: its parameter file, then autostart and the clock."""
+    clock = clock or {'use_sim_time': LaunchConfiguration('use_sim_time')}
+    return LifecycleNode(
+        package='mowm_ros', executable=executable, name=name, namespace='',
+        parameters=[LaunchConfiguration(params_file),
+                    {'autostart': LaunchConfiguration('autostart'), **clock}],
+        output='screen', **kwargs)
+
+
+def namespaced_configs(context, config):
+    """
+    Return rviz2 on config/mowm.rviz, under a namespace on a copy with its topics in it.
+
+    Next to that copy goes a copy of config/nav2_params.yaml likewise rewritten (its path is
+    logged, for Nav2's params_file).
+    """
+    from mowm_ros.nodes.namespacing import write_namespaced_configs
+
+    namespace = LaunchConfiguration('namespace').perform(context)
+    actions = []
+    rviz_config = os.path.join(config, 'mowm.rviz')
+    if namespace.strip('/'):
+        directory = tempfile.mkdtemp(prefix=f'mowm_{namespace.strip("/").replace("/", "_")}_')
+        rviz_config, nav2_params = write_namespaced_configs(config, namespace, directory)
+        actions.append(LogInfo(msg=f'Nav2 parameters for namespace {namespace}: {nav2_params}'))
+    actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
+                        arguments=['-d', rviz_config],
+                        parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
+                        condition=IfCondition(LaunchConfiguration('rviz'))))
+    return actions
 
 
 def generate_launch_description():
@@ -42,19 +83,23 @@ def generate_launch_description():
                               description='start rviz2 with config/mowm.rviz'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the nodes and their topics'),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='the lifecycle nodes configure and activate '
+                                          'themselves; false: a lifecycle manager does'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='run the nodes on /clock (the simulated robot '
+                                          'publishes it)'),
         GroupAction([
             PushRosNamespace(LaunchConfiguration('namespace')),
-            Node(package='mowm_ros', executable='sim_robot', name='sim_robot',
-                 parameters=[LaunchConfiguration('sim_params_file')], output='screen',
-                 condition=IfCondition(LaunchConfiguration('use_sim'))),
-            Node(package='mowm_ros', executable='world_model', name='world_model',
-                 parameters=[LaunchConfiguration('params_file')], output='screen'),
-            Node(package='mowm_ros', executable='mowm_path_follower', name='path_follower',
-                 parameters=[LaunchConfiguration('follower_params_file')],
-                 remappings=[('path', 'world_model/best_path')], output='screen',
-                 condition=IfCondition(LaunchConfiguration('follow_path'))),
-            Node(package='rviz2', executable='rviz2', name='rviz2',
-                 arguments=['-d', os.path.join(config, 'mowm.rviz')],
-                 condition=IfCondition(LaunchConfiguration('rviz'))),
+            # The simulation is the clock: it steps on the wall clock and publishes /clock.
+            managed('sim_robot', 'sim_robot', 'sim_params_file',
+                    clock={'use_sim_time': False,
+                           'publish_clock': LaunchConfiguration('use_sim_time')},
+                    condition=IfCondition(LaunchConfiguration('use_sim'))),
+            managed('world_model', 'world_model', 'params_file'),
+            managed('mowm_path_follower', 'path_follower', 'follower_params_file',
+                    remappings=[('path', 'world_model/best_path')],
+                    condition=IfCondition(LaunchConfiguration('follow_path'))),
+            OpaqueFunction(function=namespaced_configs, kwargs={'config': config}),
         ]),
     ])

@@ -423,12 +423,17 @@ class WorldModel:
             render=torch.as_tensor(render, device=device))
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory, keep=2) -> Path:
-        """Snapshot the memories and the finetuned adapters through MemoryStore."""
+    def save(self, directory, keep=2, extra_meta=None) -> Path:
+        """
+        Snapshot the memories and the finetuned adapters through MemoryStore.
+
+        ``extra_meta`` (JSON-serialisable) is kept in the manifest, e.g. the frame the
+        memory is in.
+        """
         adapters = self.finetuner.latest()
         return MemoryStore(directory, keep=keep).save(
             self.spatial, self.episodic, adapters.weights,
-            {'adapter_keyframes_seen': adapters.keyframes_seen,
+            {**(extra_meta or {}), 'adapter_keyframes_seen': adapters.keyframes_seen,
              'checkpoint': str(self.checkpoint_dir)})
 
     def load(self, directory) -> Snapshot | None:

@@ -29,6 +29,9 @@ class LaunchConfiguration(Recorded):
     def name(self):
         return self.args[0]
 
+    def perform(self, context):
+        return context.launch_configurations.get(self.name, '')
+
 
 def _module(name, **attrs):
     module = types.ModuleType(name)
@@ -52,6 +55,7 @@ def stub_modules():
     launch = _module('launch', LaunchDescription=LaunchDescription, actions=actions,
                      substitutions=substitutions, conditions=conditions)
     ros_actions = _module('launch_ros.actions', Node=type('Node', (Recorded,), {}),
+                          LifecycleNode=type('LifecycleNode', (Recorded,), {}),
                           PushRosNamespace=type('PushRosNamespace', (Recorded,), {}))
     launch_ros = _module('launch_ros', actions=ros_actions)
     return {'launch': launch, 'launch.actions': actions, 'launch.substitutions': substitutions,

@@ -138,7 +138,17 @@ class RosHarness:
         from rclpy.node import Node
         return self.add(Node(name, context=self.context, **kwargs))
 
-    def add(self, node):
+    def add(self, node, start=True):
+        """
+        Spin ``node`` in this context.
+
+        A managed (lifecycle) node is configured and activated first unless ``start`` is false
+        (a test that drives its transitions itself).
+        """
+        if start:
+            from mowm_ros.nodes.lifecycle import ManagedNode
+            if isinstance(node, ManagedNode):
+                node.start()
         self.nodes.append(node)
         self.executor.add_node(node)
         return node
@@ -161,3 +171,35 @@ class RosHarness:
                 close()
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+class LifecycleClient:
+    """Drives a managed node through the standard lifecycle services, as a manager does."""
+
+    def __init__(self, node, target, timeout=60.0):
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        self.timeout = timeout
+        self._change = node.create_client(ChangeState, f'{target}/change_state')
+        self._get = node.create_client(GetState, f'{target}/get_state')
+        for client in (self._change, self._get):
+            assert client.wait_for_service(timeout_sec=30.0), \
+                f'lifecycle service {client.srv_name} not available'
+
+    def _call(self, client, request):
+        future = client.call_async(request)
+        wait_for(future.done, timeout=self.timeout, what=f'an answer from {client.srv_name}')
+        return future.result()
+
+    def change(self, label):
+        """Request the transition ``label`` (configure, activate, ...); return its success."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        return self._call(self._change, ChangeState.Request(
+            transition=Transition(label=label))).success
+
+    def state(self):
+        from lifecycle_msgs.srv import GetState
+
+        return self._call(self._get, GetState.Request()).current_state.label

@@ -486,7 +486,7 @@ def test_node_callbacks_survive_hostile_messages(ros):
         Parameter('finetune', value=False), Parameter('sampler_steps', value=1),
         Parameter('horizon', value=2), Parameter('extrinsics_from_tf', value=False),
         Parameter('goal_time_budget_s', value=1.0), Parameter('goal_replan_period_s', value=0.0),
-        Parameter('goal_sampler_steps', value=1)])
+        Parameter('goal_sampler_steps', value=1)]).start()
     try:
         _send_good_frames(node, 3, 0)
         assert node.observer.wait_idle(timeout=20)

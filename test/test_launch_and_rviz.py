@@ -2,6 +2,7 @@
 
 import importlib.metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 from launch_stubs import entities_of_type, load_launch_description
 from mowm_ros.nodes.path_follower import PathFollowerNode
@@ -38,13 +39,23 @@ def test_world_model_launch_declares_its_arguments_and_nodes(monkeypatch):
             'rviz', 'namespace'} <= set(arguments)
     for name in ('params_file', 'sim_params_file', 'follower_params_file'):
         assert Path(arguments[name]).is_file(), arguments[name]
+    assert arguments['autostart'] == 'true' and arguments['use_sim_time'] == 'false'
     (group,) = entities_of_type(description, 'GroupAction')
     actions = group.args[0]
     assert type(actions[0]).__name__ == 'PushRosNamespace'
-    nodes = {n.kwargs['executable']: n for n in actions if type(n).__name__ == 'Node'}
-    assert set(nodes) == {'sim_robot', 'world_model', 'mowm_path_follower', 'rviz2'}
-    assert {'sim_robot', 'world_model', 'mowm_path_follower'} <= console_scripts()
-    rviz_arguments = nodes['rviz2'].kwargs['arguments']
+    nodes = {n.kwargs['executable']: n for n in actions if type(n).__name__ == 'LifecycleNode'}
+    assert set(nodes) == {'sim_robot', 'world_model', 'mowm_path_follower'}
+    assert set(nodes) <= console_scripts()
+    for node in nodes.values():        # autostart and the clock reach every managed node
+        overrides = node.kwargs['parameters'][1]
+        assert overrides['autostart'].name == 'autostart'
+    assert nodes['world_model'].kwargs['parameters'][1]['use_sim_time'].name == 'use_sim_time'
+    assert nodes['sim_robot'].kwargs['parameters'][1]['publish_clock'].name == 'use_sim_time'
+    (configs,) = [a for a in actions if type(a).__name__ == 'OpaqueFunction']
+    context = SimpleNamespace(launch_configurations={'namespace': ''})
+    (rviz,) = configs.kwargs['function'](context, **configs.kwargs['kwargs'])
+    nodes['rviz2'] = rviz
+    rviz_arguments = rviz.kwargs['arguments']
     assert Path(rviz_arguments[rviz_arguments.index('-d') + 1]).is_file()
     for name, argument in (('sim_robot', 'use_sim'), ('rviz2', 'rviz'),
                            ('mowm_path_follower', 'follow_path')):
@@ -83,30 +94,102 @@ def test_nodes_started_without_parameters_have_the_parameter_files_values(ros, t
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_every_rviz_topic_is_published_by_the_nodes_with_its_type(ros, tmp_path):
-    config = yaml.safe_load((REPO_ROOT / 'config' / 'mowm.rviz').read_text())
+def launched_configs(monkeypatch, namespace):
+    """Run the launch file's config step for ``namespace``: (rviz text, Nav2 params text)."""
+    description = load_launch_description(
+        REPO_ROOT / 'launch' / 'world_model.launch.py', monkeypatch, str(REPO_ROOT))
+    (group,) = entities_of_type(description, 'GroupAction')
+    (configs,) = [a for a in group.args[0] if type(a).__name__ == 'OpaqueFunction']
+    context = SimpleNamespace(launch_configurations={'namespace': namespace})
+    actions = configs.kwargs['function'](context, **configs.kwargs['kwargs'])
+    rviz = actions[-1].kwargs['arguments'][-1]
+    if not namespace:
+        return Path(rviz).read_text(), (REPO_ROOT / 'config' / 'nav2_params.yaml').read_text()
+    (log,) = [a for a in actions if type(a).__name__ == 'LogInfo']
+    nav2 = log.kwargs['msg'].rsplit(': ', 1)[1]
+    assert Path(rviz).parent == Path(nav2).parent
+    return Path(rviz).read_text(), Path(nav2).read_text()
+
+
+NAV2_TYPES = {'costmap': 'nav_msgs/msg/OccupancyGrid', 'cloud': 'sensor_msgs/msg/PointCloud2'}
+
+
+@pytest.mark.parametrize('namespace', ['', 'robot1'])
+def test_every_rviz_and_nav2_topic_is_published_by_the_nodes_with_its_type(
+        ros, monkeypatch, namespace):
+    """Launched with namespace:=robot1 the configs the launch writes name the robot's topics."""
+    from mowm_ros.nodes.namespacing import nav2_topics
+    rviz_text, nav2_text = launched_configs(monkeypatch, namespace)
+    config = yaml.safe_load(rviz_text)
     displays = [d for d in config['Visualization Manager']['Displays'] if 'Topic' in d]
     assert len(displays) >= 7
-    ros.add(SimRobot(context=ros.context))
-    ros.add(WorldModelNode(context=ros.context,
+    ros.add(SimRobot(context=ros.context, namespace=namespace))
+    ros.add(WorldModelNode(context=ros.context, namespace=namespace,
                            parameter_overrides=[Parameter('finetune', value=False)]))
     probe = ros.node('probe')
 
     def published():
         topics = {}
-        for name, namespace in probe.get_node_names_and_namespaces():
+        for name, node_namespace in probe.get_node_names_and_namespaces():
             if name == 'probe':
                 continue
-            for topic, types in probe.get_publisher_names_and_types_by_node(name, namespace):
+            for topic, types in probe.get_publisher_names_and_types_by_node(name,
+                                                                            node_namespace):
                 topics.setdefault(topic, set()).update(types)
         return topics
 
-    wanted = {d['Topic']['Value'] for d in displays}
-    assert wait_for(lambda: wanted <= set(published()), timeout=30), wanted - set(published())
+    wanted = {d['Topic']['Value'] for d in displays} | set(nav2_topics(nav2_text))
+    assert all(topic.startswith(f'/{namespace}/') for topic in wanted) if namespace else True
+    wait_for(lambda: wanted <= set(published()), timeout=30,
+             what=lambda: f'topics {wanted - set(published())}')
     topics = published()
     for display in displays:
         topic = display['Topic']['Value']
         assert RVIZ_TYPES[display['Class']] in topics[topic], (display['Name'], topics[topic])
+    for topic in nav2_topics(nav2_text):
+        assert NAV2_TYPES[topic.rsplit('/', 1)[1]] in topics[topic], topic
+
+
+def test_two_robots_in_two_namespaces_do_not_see_each_others_data(ros):
+    """robot1 (64 px camera) and robot2 (32 px) on one domain: each model sees its own only."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from ros_harness import Inbox
+
+    inbox = Inbox(ros.node('listener'), [('/diagnostics', DiagnosticArray, 10)])
+    robots, models = {}, {}
+    for namespace, size in (('robot1', 64), ('robot2', 32)):
+        robots[namespace] = ros.add(SimRobot(
+            context=ros.context, namespace=namespace, parameter_overrides=[
+                Parameter('mode', value='explore'), Parameter('image_size', value=size),
+                Parameter('seed', value=size), Parameter('rate_hz', value=8.0)]))
+        models[namespace] = ros.add(WorldModelNode(
+            context=ros.context, namespace=namespace, parameter_overrides=[
+                Parameter('finetune', value=False), Parameter('prediction_period_s', value=60.0),
+                Parameter('extrinsics_from_tf', value=False),
+                Parameter('torch_threads', value=1)]))
+    for namespace, model in models.items():
+        wait_for(lambda: model.model is not None and model.model.frames_observed >= 2,
+                 timeout=60, what=f'{namespace} observing frames')
+
+    # From now on (camera_info known) the other robot's camera_info or images would be
+    # rejected for their size, while both robots keep publishing.
+    def size_rejections(model):
+        return {key: model.rejected.get(key, 0) for key in ('camera_info', 'image')}
+
+    rejected = {namespace: size_rejections(model) for namespace, model in models.items()}
+    observed = {namespace: model.model.frames_observed for namespace, model in models.items()}
+    for namespace, model in models.items():
+        wait_for(lambda: model.model.frames_observed >= observed[namespace] + 4, timeout=60,
+                 what=f'{namespace} observing four more frames')
+    for namespace, size in (('robot1', 64), ('robot2', 32)):
+        model = models[namespace]
+        assert model.camera[1] == (size, size)
+        assert model.frames_received <= robots[namespace].frames_published
+        assert size_rejections(model) == rejected[namespace], (namespace, model.rejected)
+    # /diagnostics is global, as diagnostic tools expect: the hardware id tells them apart.
+    wait_for(lambda: {'/robot1/world_model', '/robot2/world_model'} <= {
+        s.hardware_id for m in inbox.get('/diagnostics') for s in m.status},
+        what='diagnostics of both world models, told apart by hardware_id')
 
 
 def test_launched_nodes_agree_on_the_camera_mount():

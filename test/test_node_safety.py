@@ -1,11 +1,11 @@
 """
 Safe configuration of the world_model node: parameters validated when set, snapshots confined.
 
-Invalid values are refused with the reason, at start-up (ValueError, so the process exits
-naming the parameter) and when set at run time (SetParametersResult.reason); parameters read
-only at start-up refuse changes instead of silently ignoring them. A snapshot directory whose
-``snapshots`` entry leads outside it makes saving fail with a logged reason, never writes
-outside, and never kills the node.
+Invalid values are refused with the reason, when the node is configured (the transition fails
+naming the parameter; a standalone process exits with it) and when set at run time
+(SetParametersResult.reason); parameters read only at configure are read only. A snapshot
+directory whose ``snapshots`` entry leads outside it makes saving fail with a logged reason,
+never writes outside, and never kills the node.
 """
 
 import math
@@ -19,9 +19,15 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def make_node(ros, **values):
+    """Create and configure + activate the node; a failed configure raises its reason."""
     values = {'finetune': False, 'extrinsics_from_tf': False, **values}
-    return WorldModelNode(context=ros.context, parameter_overrides=[
+    node = WorldModelNode(context=ros.context, parameter_overrides=[
         Parameter(name, value=value) for name, value in values.items()])
+    try:
+        return node.start()
+    except ValueError:
+        node.destroy_node()
+        raise
 
 
 INVALID_START_UP = [
@@ -57,11 +63,12 @@ def test_parameters_are_validated_when_set_and_applied_when_live(ros, tmp_path,
     try:
         assert node.snapshot_dir == str(store)
         results = node.set_parameters([Parameter('horizon', value=0)])
-        assert not results[0].successful and '>= 1' in results[0].reason
+        # Refused by the declared range (rclpy checks it before the node's own check).
+        assert not results[0].successful and 'Min: 1' in results[0].reason
         results = node.set_parameters([Parameter('costmap_resolution', value=math.inf)])
-        assert not results[0].successful and 'finite' in results[0].reason
+        assert not results[0].successful and 'out of range' in results[0].reason
         results = node.set_parameters([Parameter('sampler_steps', value=2)])
-        assert not results[0].successful and 'restart' in results[0].reason
+        assert not results[0].successful and 'read-only' in results[0].reason
         results = node.set_parameters([Parameter('horizon', value='two')])
         assert not results[0].successful
         assert node.params['horizon'] == 4 and node.get_parameter('horizon').value == 4

@@ -16,7 +16,7 @@ from mowm_ros.data.episode import Episode, save_episode
 from mowm_ros.data.resize import model_intrinsics, to_model_frame
 from mowm_ros.memory import scenes
 from mowm_ros.nodes import conversions
-from mowm_ros.nodes.world_model_node import reduced_frame
+from mowm_ros.nodes.world_model_inputs import reduced_frame
 from mowm_ros.world_model import Frame, WorldModel, WorldModelConfig
 import numpy as np
 import pytest

@@ -81,7 +81,8 @@ def test_package_xml_declares_the_ros_dependencies():
     xml = (REPO_ROOT / 'package.xml').read_text()
     assert '<package format="3">' in xml
     for dependency in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'std_srvs',
-                       'visualization_msgs', 'diagnostic_msgs', 'launch', 'launch_ros'):
+                       'visualization_msgs', 'diagnostic_msgs', 'launch', 'launch_ros',
+                       'lifecycle_msgs', 'rosgraph_msgs'):
         assert f'<exec_depend>{dependency}</exec_depend>' in xml
     # PyPI's `launch` is an unrelated project: it must never be a pip requirement.
     names = {re.split(r'[ ;<>=!\[]', r, maxsplit=1)[0].lower()

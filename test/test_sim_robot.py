@@ -311,5 +311,9 @@ def test_console_script_in_its_own_process_with_ros_args(ros):
 def test_bad_parameters_are_refused_with_a_clear_message(ros, name, value):
     from mowm_ros.nodes.sim_robot import SimRobot
 
-    with pytest.raises(ValueError, match=name):
-        SimRobot(context=ros.context, parameter_overrides=[Parameter(name, value=value)])
+    node = SimRobot(context=ros.context, parameter_overrides=[Parameter(name, value=value)])
+    try:
+        with pytest.raises(ValueError, match=name):    # configure fails naming it
+            node.start()
+    finally:
+        node.destroy_node()

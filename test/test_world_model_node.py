@@ -178,6 +178,7 @@ def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):
     snapshot = tmp_path / 'memory'
     first = WorldModelNode(context=ros.context, parameter_overrides=[
         Parameter('snapshot_dir', value=str(snapshot)), Parameter('finetune', value=False)])
+    first.start()
     episode = load_episode(episode_path)
     for i in range(0, 30, 3):
         first.model.observe(Frame(rgb=episode.rgb[i], depth=episode.depth[i],
@@ -185,7 +186,7 @@ def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):
                                   stamp=int(episode.stamp[i])))
     points, keyframes = len(first.model.spatial), len(first.model.episodic)
     assert points > 0 and keyframes > 0
-    first.close()                  # saves at shutdown
+    first.close()                  # the shutdown transition saves
     first.destroy_node()
     second = ros.add(WorldModelNode(context=ros.context, parameter_overrides=[
         Parameter('snapshot_dir', value=str(snapshot)), Parameter('finetune', value=False)]))

@@ -277,7 +277,7 @@ def run_demo(config, log=print):
             Parameter('mode', value='explore'), Parameter('seed', value=config.seed),
             Parameter('rate_hz', value=config.rate_hz),
             Parameter('max_steps', value=0 if config.live else config.steps),
-            Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+            Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
     world_model = WorldModelNode(context=context, parameter_overrides=[
         Parameter('horizon', value=config.horizon),
         Parameter('sampler_steps', value=config.sampler_steps),
@@ -288,7 +288,7 @@ def run_demo(config, log=print):
         Parameter('keyframe_min_translation', value=config.keyframe_min_translation),
         Parameter('keyframe_min_rotation', value=config.keyframe_min_rotation),
         Parameter('use_depth', value=not config.rgb_only),
-        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])
+        Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
     monitor = DemoMonitor(config, context=context)
     view = recording and RerunView(recording, context=context, parameter_overrides=[
         Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))])

@@ -106,7 +106,7 @@ class StampPairer:
 
 
 class RateMeter:
-    """Messages per second over a sliding window of arrival times (monotonic seconds)."""
+    """Messages per second over a sliding window of arrival times (seconds on the node clock)."""
 
     def __init__(self, window_s=5.0):
         self.window_s = window_s

@@ -11,15 +11,14 @@ within ``odom_timeout_s``, non-finite odometry, or when it reached the path's en
 """
 
 import math
-import time
 
 from geometry_msgs.msg import Twist
 from mowm_ros.nodes import conversions
+from mowm_ros.nodes.lifecycle import ManagedNode
+from mowm_ros.nodes.parameters import default_of, Spec
 from mowm_ros.nodes.runtime import run_nodes
 from mowm_ros.planning.follower import path_positions, PathFollower, PathFollowerConfig
 from nav_msgs.msg import Odometry, Path
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
 LOG_THROTTLE_S = 5.0
@@ -28,51 +27,48 @@ STOP_PERIODS = 3          # zero commands sent after stopping, in case one is lo
 PATH_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
-_FOLLOWER_DEFAULTS = PathFollowerConfig()
-PARAMETERS = {
-    'rate_hz': 10.0, 'path_timeout_s': 30.0, 'odom_timeout_s': 1.0,
-    'lookahead_m': _FOLLOWER_DEFAULTS.lookahead_m, 'max_speed': _FOLLOWER_DEFAULTS.max_speed,
-    'max_turn_rate': _FOLLOWER_DEFAULTS.max_turn_rate,
-    'goal_tolerance_m': _FOLLOWER_DEFAULTS.goal_tolerance_m,
-    'heading_gain': _FOLLOWER_DEFAULTS.heading_gain,
-    'turn_in_place_angle': _FOLLOWER_DEFAULTS.turn_in_place_angle,
-    'search_window_m': _FOLLOWER_DEFAULTS.search_window_m,
-}
 _CONFIG_FIELDS = ('lookahead_m', 'max_speed', 'max_turn_rate', 'goal_tolerance_m',
                   'heading_gain', 'turn_in_place_angle', 'search_window_m')
+_DESCRIPTIONS = {
+    'lookahead_m': 'pure pursuit: aim at the path point this far ahead (m)',
+    'max_speed': 'm/s', 'max_turn_rate': 'rad/s',
+    'goal_tolerance_m': 'done within this distance of the path end (m)',
+    'heading_gain': 'rad/s per radian of heading error when turning in place',
+    'turn_in_place_angle': 'a larger heading error (rad) turns without driving',
+    'search_window_m': 'how far progress along the path may jump in one period (m)'}
+SPECS = {
+    'rate_hz': Spec(10.0, 'cmd_vel commands per second while following', positive=True),
+    'path_timeout_s': Spec(30.0, 'a path older than this stops the robot; 0: never stale',
+                           minimum=0.0),
+    'odom_timeout_s': Spec(1.0, 'no odometry for this long stops the robot', positive=True),
+    **{name: Spec(default_of(PathFollowerConfig, name), _DESCRIPTIONS[name], positive=True,
+                  maximum=math.pi if name == 'turn_in_place_angle' else None)
+       for name in _CONFIG_FIELDS},
+}
+PARAMETERS = {name: spec.default for name, spec in SPECS.items()}
 
 
 def check_parameters(params):
     """Return the PathFollowerConfig of ``params``; raise ValueError naming a bad parameter."""
     for name, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise ValueError(f'parameter "{name}" must be a finite number, got {value!r}')
-    if params['rate_hz'] <= 0 or params['odom_timeout_s'] <= 0:
-        name = 'rate_hz' if params['rate_hz'] <= 0 else 'odom_timeout_s'
-        raise ValueError(f'parameter "{name}" must be > 0, got {params[name]}')
-    if params['path_timeout_s'] < 0:
-        raise ValueError('parameter "path_timeout_s" must be >= 0 (0: paths never go stale), '
-                         f'got {params["path_timeout_s"]}')
-    try:
-        return PathFollowerConfig(**{name: float(params[name]) for name in _CONFIG_FIELDS})
-    except ValueError as exc:
-        raise ValueError(f'parameter {exc}') from exc
+        reason = SPECS[name].problem(name, value)
+        if reason:
+            raise ValueError(f'parameter {reason}')
+    return PathFollowerConfig(**{name: float(params[name]) for name in _CONFIG_FIELDS})
 
 
-class PathFollowerNode(Node):
+class PathFollowerNode(ManagedNode):
+    """
+    The path follower as a managed node: commands are sent only while active.
+
+    Deactivating sends one zero command (the robot stops) and forgets the path; path and
+    odometry arriving while inactive are ignored.
+    """
 
     def __init__(self, **kwargs):
-        super().__init__('path_follower', **kwargs)
-        for name, default in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True))
-        params = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self.follower = PathFollower(check_parameters(params))
-        self.path_timeout_s = float(params['path_timeout_s'])
-        self.odom_timeout_s = float(params['odom_timeout_s'])
-
-        self.path = None          # (positions (N, 2), frame id, monotonic arrival)
-        self.odometry = None      # (base pose 4x4, frame id, monotonic arrival)
+        super().__init__('path_follower', SPECS, **kwargs)
+        self.path = None          # (positions (N, 2), frame id, arrival: node clock, s)
+        self.odometry = None      # (base pose 4x4, frame id, arrival: node clock, s)
         self.state = 'no path'
         self.stop_periods_left = 0
         self.commands_published = 0
@@ -81,14 +77,27 @@ class PathFollowerNode(Node):
         self.paths_completed = 0
         self.rejected = {}
 
-        self.create_subscription(Path, 'path', self._on_path, PATH_QOS)
-        self.create_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
-        self.cmd_vel_pub = self.create_publisher(Twist, 'cmd_vel', CMD_VEL_QOS)
-        self.create_timer(1.0 / float(params['rate_hz']), self._tick)
+    def configure(self, params):
+        self.follower = PathFollower(check_parameters(params))
+        self.path_timeout_s = float(params['path_timeout_s'])
+        self.odom_timeout_s = float(params['odom_timeout_s'])
+        self.make_subscription(Path, 'path', self._on_path, PATH_QOS)
+        self.make_subscription(Odometry, 'odom', self._on_odometry, qos_profile_sensor_data)
+        self.cmd_vel_pub = self.make_publisher(Twist, 'cmd_vel', CMD_VEL_QOS)
         self.get_logger().info(
-            f'path follower ready: {float(params["rate_hz"]):g} Hz, lookahead '
+            f'path follower configured: {float(params["rate_hz"]):g} Hz, lookahead '
             f'{self.follower.config.lookahead_m:g} m, max speed '
             f'{self.follower.config.max_speed:g} m/s')
+
+    def activate(self):
+        self.make_timer(1.0 / float(self.params['rate_hz']), self._tick)
+
+    def deactivate(self):
+        if self.state == 'following':
+            self.cmd_vel_pub.publish(Twist())      # still enabled: the base disables it after
+        self.path = self.odometry = None
+        self.follower.reset()
+        self.state = 'no path'
 
     def _reject(self, reason, detail):
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -107,7 +116,7 @@ class PathFollowerNode(Node):
             self.path = None
             self._reject('path', exc)
             return
-        self.path = (positions, msg.header.frame_id, time.monotonic())
+        self.path = (positions, msg.header.frame_id, self.now_s())
 
     def _on_odometry(self, msg):
         try:
@@ -116,7 +125,7 @@ class PathFollowerNode(Node):
             self.odometry = None          # never drive on the last good pose
             self._reject('odometry', exc)
             return
-        self.odometry = (pose, msg.header.frame_id, time.monotonic())
+        self.odometry = (pose, msg.header.frame_id, self.now_s())
 
     def _why_stopped(self, now):
         """Return why the robot must not move now, or None when it may follow the path."""
@@ -136,7 +145,7 @@ class PathFollowerNode(Node):
 
     def _tick(self):
         self.ticks += 1
-        now = time.monotonic()
+        now = self.now_s()
         reason = self._why_stopped(now)
         if reason is None:
             try:

@@ -2,6 +2,7 @@
 
 import sys
 
+from mowm_ros.nodes.lifecycle import autostart
 import rclpy
 from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                              SingleThreadedExecutor)
@@ -10,6 +11,9 @@ from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
 def run_nodes(node_factories, args=None, num_threads=4):
     """
     Create the nodes in one process and spin them on a multi-threaded executor.
+
+    Managed nodes whose ``autostart`` parameter is true (the default) are configured and
+    activated first; one that fails to configure ends the process (status 1) with the reason.
 
     ``node_factories`` are callables taking no argument; ``--ros-args`` (params files,
     remappings) in ``args`` apply to every node. ``num_threads=1`` spins a single-threaded
@@ -21,7 +25,7 @@ def run_nodes(node_factories, args=None, num_threads=4):
     try:
         with rclpy.init(args=args):
             try:
-                nodes = [factory() for factory in node_factories]
+                nodes = [autostart(factory()) for factory in node_factories]
             except (ValueError, OSError) as exc:
                 print(f'mowm_ros: cannot start: {exc}', file=sys.stderr)
                 sys.exit(1)

@@ -30,12 +30,13 @@ from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.episode_player import camera_publishers
+from mowm_ros.nodes.lifecycle import ManagedNode
+from mowm_ros.nodes.parameters import check_by, Spec
 from mowm_ros.nodes.runtime import run_nodes
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 MODES = ('cmd_vel', 'explore')
 LOG_THROTTLE_S = 5.0
@@ -44,46 +45,62 @@ GATE_TIMEOUT_S = 60.0   # a gate shut this long (a lost message, a stuck consume
 # Best effort matches publishers of either reliability; only the newest command matters.
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
-PARAMETERS = {
-    'maze_size': 9, 'seed': 0, 'image_size': 64, 'publish_depth': True,
-    'rate_hz': 1e9 / CONTROL_PERIOD_NS, 'mode': 'cmd_vel', 'max_steps': 0,
-    'cmd_vel_timeout': 0.5, 'forward_threshold': 0.05, 'turn_threshold': 0.1,
-    'camera_frame': 'camera_optical_frame', 'odom_frame': 'odom', 'base_frame': 'base_link',
-    'camera_extrinsics': list(DEFAULT_EXTRINSICS),  # as in config/sim_robot.yaml: the true mount
+
+SPECS = {
+    'maze_size': Spec(9, 'Memory Maze size', choices=(9, 11, 13, 15)),
+    'seed': Spec(0, 'maze layout, spawn and exploration route', minimum=0),
+    'image_size': Spec(64, 'square camera images (pixels)', minimum=8),
+    'publish_depth': Spec(True, 'publish camera/depth/image_raw (32FC1 metres, NaN invalid)'),
+    'rate_hz': Spec(1e9 / CONTROL_PERIOD_NS, 'steps per second; 4.0 is real time',
+                    positive=True),
+    'mode': Spec('cmd_vel', 'cmd_vel: drive from cmd_vel; explore: the generator route',
+                 choices=MODES),
+    'max_steps': Spec(0, 'stop after this many steps; 0: run until the node stops', minimum=0),
+    'cmd_vel_timeout': Spec(0.5, 'seconds after which a command means stop', positive=True),
+    'forward_threshold': Spec(0.05, 'linear.x (m/s) above this drives forward', minimum=0.0),
+    'turn_threshold': Spec(0.1, '|angular.z| (rad/s) above this turns', minimum=0.0),
+    'camera_frame': Spec('camera_optical_frame', 'frame_id of the camera messages'),
+    'odom_frame': Spec('odom', 'frame_id of odometry'),
+    'publish_clock': Spec(False, 'publish /clock: the simulation time (0.25 s per step), which '
+                                 'also stamps the messages; use_sim_time nodes follow it'),
+    'base_frame': Spec('base_link', 'child_frame_id of odometry'),
+    # As in config/sim_robot.yaml: the true mount.
+    'camera_extrinsics': Spec(list(DEFAULT_EXTRINSICS), 'camera optical frame in base_link: '
+                              'x y z qx qy qz qw', check=check_by(extrinsics_matrix)),
 }
+PARAMETERS = {name: spec.default for name, spec in SPECS.items()}
 
 
-def check_parameters(params):
-    """Raise ValueError naming the first parameter that cannot be used; make reals floats."""
-    for name, default in PARAMETERS.items():
-        if isinstance(default, float):
-            value = params[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f'parameter "{name}" must be a number, got {value!r}')
-            params[name] = float(value)
-    if params['mode'] not in MODES:
-        raise ValueError(f'parameter "mode" must be one of {MODES}, got {params["mode"]!r}')
-    for name in ('rate_hz', 'cmd_vel_timeout'):
-        if not (math.isfinite(params[name]) and params[name] > 0):
-            raise ValueError(f'parameter "{name}" must be positive, got {params[name]}')
-    for name in ('forward_threshold', 'turn_threshold'):
-        if not (math.isfinite(params[name]) and params[name] >= 0):
-            raise ValueError(f'parameter "{name}" must be >= 0, got {params[name]}')
-    for name in ('max_steps', 'seed'):
-        if params[name] < 0:
-            raise ValueError(f'parameter "{name}" must be >= 0, got {params[name]}')
+class SimRobot(ManagedNode):
+    """
+    The simulated robot as a managed node: configure builds the maze, activate steps it.
 
-
-class SimRobot(Node):
+    Deactivated, it stops stepping and publishing and ignores cmd_vel (the simulation is kept);
+    cleanup closes the simulation.
+    """
 
     def __init__(self, step_gate=None, **kwargs):
-        super().__init__('sim_robot', **kwargs)
-        for name, default in PARAMETERS.items():
-            # Real-valued parameters also accept integers (``-p rate_hz:=20``).
-            descriptor = ParameterDescriptor(dynamic_typing=isinstance(default, float))
-            self.declare_parameter(name, default, descriptor)
-        params = {name: self.get_parameter(name).value for name in PARAMETERS}
-        check_parameters(params)
+        super().__init__('sim_robot', SPECS, **kwargs)
+        self.robot = None
+        self.timer = None
+        self.lock = threading.Lock()
+        self.command = None               # (linear.x, angular.z, receipt ns) of the newest
+        self.commands_received = 0
+        self.rejected_commands = 0
+        self.stale_steps = 0              # steps stopped because the command was too old
+        self.frames_published = 0
+        self.started = None               # monotonic time of the first frame
+        self.finished = False
+        self.previous = None              # (base pose, stamp) of the last frame
+        self.clock_pub = None
+        self.sim_ns = 0                   # simulation time (publish_clock), ns
+        self.step_gate = step_gate
+        self.gate_shut_since = None       # node clock (s) the gate was first found shut
+        self.gated_ticks = 0              # control periods spent waiting at the gate
+        self.gate_timeouts = 0
+        self.first_stamp = None
+
+    def configure(self, params):
         self.mode = params['mode']
         self.max_steps = int(params['max_steps'])
         self.cmd_vel_timeout_ns = int(params['cmd_vel_timeout'] * 1e9)
@@ -94,45 +111,44 @@ class SimRobot(Node):
         self.camera_from_base = geometry.invert_pose(
             extrinsics_matrix(params['camera_extrinsics'], 'camera_extrinsics'))
         self.period = 1.0 / float(params['rate_hz'])
-
         try:
             self.robot = MazeRobot(int(params['maze_size']), int(params['seed']),
                                    int(params['image_size']), depth=params['publish_depth'])
         except ImportError as exc:
             raise ValueError(f'Memory Maze is not importable ({exc}); install the "sim" extra '
                              '(pip install -e .[sim])') from exc
-
-        self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = camera_publishers(self)
-
-        self.lock = threading.Lock()
-        self.command = None               # (linear.x, angular.z, receipt ns) of the newest
-        self.commands_received = 0
-        self.rejected_commands = 0
-        self.stale_steps = 0              # steps stopped because the command was too old
-        self.frames_published = 0
-        self.started = None               # monotonic time of the first frame
-        self.finished = False
-        self.previous = None              # (base pose, stamp) of the last frame
-        self.step_gate = step_gate
-        self.gate_shut_since = None       # monotonic time the gate was first found shut
-        self.gated_ticks = 0              # control periods spent waiting at the gate
-        self.gate_timeouts = 0
-        self.first_stamp = None
+        self.rgb_pub, self.depth_pub, self.info_pub, self.odom_pub = \
+            [self.keep(publisher) for publisher in camera_publishers(self)]
+        if params['publish_clock']:
+            self.clock_pub = self.keep(self.create_publisher(Clock, '/clock', 10))
         if self.mode == 'cmd_vel':
-            self.create_subscription(Twist, 'cmd_vel', self.on_cmd_vel, CMD_VEL_QOS,
-                                     callback_group=MutuallyExclusiveCallbackGroup())
-        self.timer = self.create_timer(self.period, self.tick,
-                                       callback_group=MutuallyExclusiveCallbackGroup())
+            self.make_subscription(Twist, 'cmd_vel', self.on_cmd_vel, CMD_VEL_QOS,
+                                   callback_group=MutuallyExclusiveCallbackGroup())
         size = self.robot.image_size
         self.get_logger().info(
             f'Memory Maze {self.robot.maze_size}x{self.robot.maze_size} seed {self.robot.seed}, '
             f'{size}x{size} camera, {params["rate_hz"]:g} Hz, mode {self.mode}'
             + (f', {self.max_steps} steps' if self.max_steps else ''))
 
+    def activate(self):
+        if not self.finished:
+            self.timer = self.make_timer(self.period, self.tick,
+                                         callback_group=MutuallyExclusiveCallbackGroup())
+
+    def deactivate(self):
+        self.timer = None
+        with self.lock:
+            self.command = None           # a command from before must not drive after
+
+    def release(self):
+        robot, self.robot = self.robot, None
+        if robot is not None:
+            robot.close()
+
     def on_cmd_vel(self, msg):
         values = (msg.linear.x, msg.linear.y, msg.linear.z,
                   msg.angular.x, msg.angular.y, msg.angular.z)
-        now = self.get_clock().now().nanoseconds
+        now = self.robot_now()
         with self.lock:
             if not all(math.isfinite(v) for v in values):
                 # A controller emitting NaN must not keep the robot going on its last command.
@@ -160,12 +176,16 @@ class SimRobot(Node):
             return twist_to_action(0.0, 0.0)
         return twist_to_action(linear_x, angular_z, *self.thresholds)
 
+    def robot_now(self):
+        """Return the robot's time, ns: the simulation's with publish_clock, else the node's."""
+        return self.sim_ns if self.clock_pub is not None else self.get_clock().now().nanoseconds
+
     def gate_open(self):
         """Whether a step gate lets the robot step now (always, without a gate)."""
         if self.step_gate is None or self.step_gate():
             self.gate_shut_since = None
             return True
-        now = time.monotonic()
+        now = self.now_s()
         self.gate_shut_since = self.gate_shut_since or now
         if now - self.gate_shut_since < GATE_TIMEOUT_S:
             self.gated_ticks += 1
@@ -186,7 +206,10 @@ class SimRobot(Node):
     def tick(self):
         if self.finished or not self.gate_open():
             return
-        now = self.get_clock().now().nanoseconds
+        if self.clock_pub is not None:        # the step about to be published, then its frame
+            self.sim_ns += CONTROL_PERIOD_NS
+            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(self.sim_ns)))
+        now = self.robot_now()
         if self.frames_published == 0:
             frame = self.robot.frame            # the spawn, before any action
             self.started = time.monotonic()
@@ -199,7 +222,7 @@ class SimRobot(Node):
         self.publish(frame, self.stamp(now))
         if self.max_steps and self.robot.steps >= self.max_steps:
             self.finished = True
-            self.timer.cancel()
+            self.timer.cancel()           # stays active, publishing nothing more
             rate = self.robot.steps / max(time.monotonic() - self.started, 1e-9)
             self.get_logger().info(
                 f'stopped after {self.robot.steps} steps (max_steps), {rate:.1f} steps/s')
@@ -229,10 +252,6 @@ class SimRobot(Node):
         self.previous = (base, stamp)
         return conversions.pose_to_odometry(base, stamp, self.odom_frame, self.base_frame,
                                             linear=linear, angular=(0.0, 0.0, yaw_rate))
-
-    def close(self):
-        self.timer.cancel()
-        self.robot.close()
 
 
 def main(args=None):
