@@ -185,6 +185,34 @@ def test_a_step_gate_holds_the_robot_and_its_stamps_count_simulated_time(ros):
     assert node.gate_timeouts == 0
 
 
+@pytest.mark.ros
+def test_drifting_odometry_follows_the_drift_model_and_the_camera_stays_true(ros, reference):
+    from mowm_ros.data.drift import DriftConfig, drift_trajectory
+    from mowm_ros.nodes.sim_robot import SimRobot
+
+    recorder = CameraRecorder(ros.node('recorder'))
+    drift = DriftConfig(yaw_per_metre=0.2, scale=0.1, seed=3)   # large, to be seen in 24 steps
+    node = ros.add(SimRobot(context=ros.context, parameter_overrides=[
+        Parameter('seed', value=SEED), Parameter('mode', value='explore'),
+        Parameter('rate_hz', value=20.0), Parameter('max_steps', value=REFERENCE_FRAMES - 1),
+        Parameter('odom_drift_yaw_per_metre', value=drift.yaw_per_metre),
+        Parameter('odom_drift_scale', value=drift.scale),
+        Parameter('odom_drift_seed', value=drift.seed)]))
+    wait_for(lambda: node.finished, what='the route to finish')
+    wait_for(lambda: recorder.count() >= 10, what='ten complete frames')
+    by_stamp, complete = check_frames(recorder, 64)
+    drifted = drift_trajectory(reference.pose, drift)       # the model, on the true route
+    extrinsics = extrinsics_matrix(CAMERA_MOUNT)
+    errors = []
+    for stamp in complete:
+        index = next(i for i, rgb in enumerate(reference.rgb) if np.array_equal(
+            rgb, conversions.image_to_rgb(by_stamp['rgb'][stamp])))   # the true view
+        _, base = conversions.odometry_to_pose(by_stamp['odom'][stamp])
+        np.testing.assert_allclose(base @ extrinsics, drifted[index], atol=1e-6)
+        errors.append(np.linalg.norm((base @ extrinsics)[:2, 3] - reference.pose[index, :2, 3]))
+    assert errors[-1] > 0.05 and max(errors) > min(errors), 'the odometry did not drift'
+
+
 def twist(linear_x=0.0, angular_z=0.0):
     msg = Twist()
     msg.linear.x, msg.angular.z = float(linear_x), float(angular_z)

@@ -15,6 +15,7 @@ from pathlib import Path
 import threading
 import time
 
+from mowm_ros.data.drift import DriftConfig
 from mowm_ros.extrinsics import CAMERA_MOUNT
 from mowm_ros.nodes import conversions
 from mowm_ros.nodes.rerun_view import open_recording, RerunView
@@ -62,6 +63,7 @@ class DemoConfig:
     lockstep: bool = True
     view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
     rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
+    drift: bool = False            # the robot's odometry drifts (DriftConfig's nominal rates)
     strip_samples: int = 8
 
 
@@ -277,7 +279,8 @@ def run_demo(config, log=print):
             Parameter('mode', value='explore'), Parameter('seed', value=config.seed),
             Parameter('rate_hz', value=config.rate_hz),
             Parameter('max_steps', value=0 if config.live else config.steps),
-            Parameter('camera_extrinsics', value=list(CAMERA_MOUNT))]).start()
+            Parameter('camera_extrinsics', value=list(CAMERA_MOUNT)),
+            *drift_parameters(config)]).start()
     world_model = WorldModelNode(context=context, parameter_overrides=[
         Parameter('horizon', value=config.horizon),
         Parameter('sampler_steps', value=config.sampler_steps),
@@ -337,6 +340,14 @@ def run_demo(config, log=print):
         rclpy.try_shutdown(context=context)
     (out / 'metrics.json').write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def drift_parameters(config):
+    """Return the sim robot's odometry drift parameters (DriftConfig's nominal rates, or 0)."""
+    nominal = DriftConfig(seed=config.seed) if config.drift else DriftConfig(0.0, 0.0)
+    return [Parameter('odom_drift_yaw_per_metre', value=nominal.yaw_per_metre),
+            Parameter('odom_drift_scale', value=nominal.scale),
+            Parameter('odom_drift_seed', value=nominal.seed)]
 
 
 def node_caught_up(robot, world_model, prediction_period_s, camera_subscribers):

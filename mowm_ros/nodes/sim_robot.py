@@ -25,6 +25,7 @@ import time
 
 from geometry_msgs.msg import Twist
 from mowm_ros import geometry
+from mowm_ros.data.drift import DriftConfig, OdometryDrift
 from mowm_ros.data.maze_env import CONTROL_PERIOD_NS
 from mowm_ros.data.maze_robot import MazeRobot, twist_to_action
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
@@ -64,6 +65,13 @@ SPECS = {
     'publish_clock': Spec(False, 'publish /clock: the simulation time (0.25 s per step), which '
                                  'also stamps the messages; use_sim_time nodes follow it'),
     'base_frame': Spec('base_link', 'child_frame_id of odometry'),
+    # Wheel-odometry drift (mowm_ros.data.drift): odometry errs, the camera stays the truth.
+    'odom_drift_yaw_per_metre': Spec(0.0, 'odometry heading error growing with the distance '
+                                          'travelled, rad per metre (0: none)', minimum=0.0),
+    'odom_drift_scale': Spec(0.0, 'odometry distance scale error (0.02: 2%; 0: none)',
+                             minimum=0.0, maximum=0.5),
+    'odom_drift_seed': Spec(0, 'seed that draws the signs and magnitudes of the drift',
+                            minimum=0),
     # As in config/sim_robot.yaml: the true mount.
     'camera_extrinsics': Spec(list(DEFAULT_EXTRINSICS), 'camera optical frame in base_link: '
                               'x y z qx qy qz qw', check=check_by(extrinsics_matrix)),
@@ -82,6 +90,7 @@ class SimRobot(ManagedNode):
     def __init__(self, step_gate=None, **kwargs):
         super().__init__('sim_robot', SPECS, **kwargs)
         self.robot = None
+        self.drift = None                 # OdometryDrift when odometry drift is configured
         self.timer = None
         self.lock = threading.Lock()
         self.command = None               # (linear.x, angular.z, receipt ns) of the newest
@@ -111,6 +120,11 @@ class SimRobot(ManagedNode):
         self.camera_from_base = geometry.invert_pose(
             extrinsics_matrix(params['camera_extrinsics'], 'camera_extrinsics'))
         self.period = 1.0 / float(params['rate_hz'])
+        drift = DriftConfig(yaw_per_metre=float(params['odom_drift_yaw_per_metre']),
+                            scale=float(params['odom_drift_scale']),
+                            seed=int(params['odom_drift_seed']))
+        self.drift = (OdometryDrift.from_config(drift) if drift.yaw_per_metre or drift.scale
+                      else None)
         try:
             self.robot = MazeRobot(int(params['maze_size']), int(params['seed']),
                                    int(params['image_size']), depth=params['publish_depth'])
@@ -239,8 +253,17 @@ class SimRobot(ManagedNode):
         self.frames_published += 1
 
     def odometry(self, frame, stamp):
-        """Return the base's Odometry; its twist is the motion since the last frame's stamp."""
-        base = frame.pose @ self.camera_from_base
+        """
+        Return the base's Odometry; its twist is the motion since the last frame's stamp.
+
+        With drift configured the pose is the drifted one (the drift restarts at a respawn).
+        """
+        camera = frame.pose
+        if self.drift is not None:
+            if frame.respawned:
+                self.drift.reset()
+            camera = self.drift(camera)
+        base = camera @ self.camera_from_base
         linear, yaw_rate = np.zeros(3), 0.0
         if self.previous is not None and not frame.respawned:
             previous_base, previous_stamp = self.previous
