@@ -203,7 +203,7 @@ def test_without_the_transform_no_odometry_and_no_frame_is_used(ros, tmp_path):
     send_odometry(ros, node, np.eye(4),
                   until=lambda: node.rejected.get('no_transform', 0) >= 1)
     assert node.odometry.latest() is None
-    with pytest.raises(TransformError, match="no map <- odom transform"):
+    with pytest.raises(TransformError, match='no map <- odom transform'):
         node._to_memory_frame(1, np.eye(4))
 
     # Frames wait for odometry at their stamp, then are dropped, counted: none observed.
@@ -237,6 +237,8 @@ def test_without_the_transform_no_odometry_and_no_frame_is_used(ros, tmp_path):
 
 def test_map_memory_is_kept_after_the_odometry_restarted(ros, tmp_path):
     """
+    Keep a map memory after the odometry restarted.
+
     The robot was driven near the map origin while the node was down, and its odometry
     restarted at zero. In odom that looks like a restart and drops the memory (test above);
     in map, which does not move, the memory stays and the localiser places the robot.

@@ -1,4 +1,4 @@
-"""TF messages for tests: geometry_msgs/TransformStamped in a tf2_msgs/TFMessage (or a stand-in)."""
+"""TF messages for tests: geometry_msgs/TransformStamped in a tf2_msgs/TFMessage or stand-in."""
 
 from types import SimpleNamespace
 
@@ -12,7 +12,7 @@ except ImportError:      # not in the pip-only ROS wheels: TFMessage is None, se
 
 
 def transform_stamped(parent, child, pose, stamp):
-    """The pose of ``child`` in ``parent`` (4x4) at ``stamp`` (ns)."""
+    """Return the pose of ``child`` in ``parent`` (4x4) at ``stamp`` (ns)."""
     msg = conversions.matrix_to_pose_msg(pose)
     p = msg.position
     return TransformStamped(header=conversions.make_header(parent, stamp), child_frame_id=child,
@@ -22,8 +22,10 @@ def transform_stamped(parent, child, pose, stamp):
 
 def tf_message(*transforms):
     """
-    A TFMessage of TransformStamped; where tf2_msgs is not installed, a stand-in with the
-    same ``transforms`` field (what ``data.tf_tree`` reads), holding real TransformStamped.
+    Return a TFMessage of ``transforms`` (TransformStamped).
+
+    Where tf2_msgs is not installed, a stand-in with the same ``transforms`` field (what
+    ``data.tf_tree`` reads), holding real TransformStamped.
     """
     if TFMessage is None:
         return SimpleNamespace(transforms=list(transforms))

@@ -4,8 +4,8 @@ TF for the nodes: tf2_ros's buffer where it is importable, else /tf and /tf_stat
 tf2_ros comes with a ROS distribution, not with the pip-only install. Without it
 ``TransformSource`` subscribes to /tf and /tf_static itself (tf2_msgs/TFMessage, with tf2's
 QoS) and composes them with ``data.tf_tree.TransformHistory``: at a stamp it takes each
-dynamic edge's newest pose at or before it, where tf2 would interpolate between the two around
-it. Either way a missing transform raises ``TransformError`` naming the frames. With neither
+dynamic edge's newest pose at or before it, where tf2 interpolates between the two around it
+(past tf2's newest transform, that one is taken, as without tf2). Either way a missing transform raises ``TransformError`` naming the frames. With neither
 tf2_ros nor tf2_msgs importable (the pip-only wheels have no tf2_msgs) there is no TF:
 ``TransformSource.for_node`` raises ValueError saying what to install.
 """
@@ -35,8 +35,10 @@ def tf2_buffer(node):
 
 class TransformSource:
     """
-    target <- source poses from TF, at a stamp: from a tf2_ros ``buffer``, else from the
-    TFMessages given to ``add`` (``for_node`` subscribes it to /tf and /tf_static).
+    Poses target <- source from TF at a stamp.
+
+    From a tf2_ros ``buffer``, else from the TFMessages given to ``add`` (``for_node``
+    subscribes it to /tf and /tf_static).
     """
 
     def __init__(self, buffer=None, logger=None):
@@ -48,8 +50,10 @@ class TransformSource:
     @classmethod
     def for_node(cls, node, buffer=None):
         """
-        Return the node's source: ``buffer`` (a tf2_ros Buffer it already listens with), else
-        tf2_ros's own where importable, else its own /tf and /tf_static subscriptions.
+        Return the node's source of transforms.
+
+        ``buffer`` (a tf2_ros Buffer it already listens with), else tf2_ros's own where
+        importable, else its own /tf and /tf_static subscriptions.
 
         The subscriptions take transforms in every lifecycle state (a latched /tf_static
         arrives once, at configure) and go at cleanup (``ManagedNode.keep``). Raise ValueError
@@ -91,6 +95,19 @@ class TransformSource:
         try:
             transform = self.buffer.lookup_transform(target, source, Time(nanoseconds=stamp))
         except Exception as exc:  # noqa: B902 - tf2 raises several types, none a ValueError
-            raise TransformError(f'no transform {target} <- {source} at stamp {stamp}: '
-                                 f'{exc}') from None
+            # Past TF's newest transform (tf2 does not extrapolate): that one, as without tf2.
+            newest = self._newest(target, source)
+            if newest is None or newest[0] > stamp:
+                raise TransformError(f'no transform {target} <- {source} at stamp {stamp}: '
+                                     f'{exc}') from None
+            transform = newest[1]
         return transform_matrix(transform.transform, f'transform {target} <- {source}')
+
+    def _newest(self, target, source):
+        """Return (stamp ns, TransformStamped) of tf2's newest target <- source, or None."""
+        try:
+            transform = self.buffer.lookup_transform(target, source, Time())
+        except Exception:  # noqa: B902 - tf2 raises several types
+            return None
+        stamp = transform.header.stamp
+        return stamp.sec * 1_000_000_000 + stamp.nanosec, transform

@@ -6,8 +6,8 @@ message_filters where installed, else ``StampPairer``), held until odometry reac
 given the base pose interpolated there and the camera extrinsics (from TF once known), and
 queued for the observer thread. Odometry is composed into ``memory_frame`` on arrival (TF's
 memory_frame <- odom_frame at its stamp) when the two frames differ; without that transform it
-is dropped, counted, and no frame is observed with it. Bad input is logged (rate-limited), counted in ``rejected`` and
-dropped; what the memories hold is never touched by it.
+is dropped, counted, and no frame is observed with it. Bad input is logged (rate-limited),
+counted in ``rejected`` and dropped; what the memories hold is never touched by it.
 """
 
 from dataclasses import replace

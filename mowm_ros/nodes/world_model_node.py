@@ -294,6 +294,8 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             'observation queue': self.observer.pending + int(self.observer.busy),
             'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
+            'memory frame': self.params['memory_frame'] if self.transforms is None else
+                f"{self.params['memory_frame']} (odometry through TF, {self.transforms.backend})",
         })
         values.update({f'rejected {reason}': count for reason, count in self.rejected.items()})
         return values
