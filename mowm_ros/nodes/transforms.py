@@ -5,9 +5,10 @@ tf2_ros comes with a ROS distribution, not with the pip-only install. Without it
 ``TransformSource`` subscribes to /tf and /tf_static itself (tf2_msgs/TFMessage, with tf2's
 QoS) and composes them with ``data.tf_tree.TransformHistory``: at a stamp it takes each
 dynamic edge's newest pose at or before it, where tf2 interpolates between the two around it
-(past tf2's newest transform, that one is taken, as without tf2). Either way a missing transform raises ``TransformError`` naming the frames. With neither
-tf2_ros nor tf2_msgs importable (the pip-only wheels have no tf2_msgs) there is no TF:
-``TransformSource.for_node`` raises ValueError saying what to install.
+(past tf2's newest transform, that one is taken, as without tf2). Either way a missing
+transform raises ``TransformError`` naming the frames. With neither tf2_ros nor tf2_msgs
+importable (the pip-only wheels have no tf2_msgs) there is no TF: ``TransformSource.for_node``
+raises ValueError saying what to install.
 """
 
 from mowm_ros.data.tf_tree import transform_matrix, TransformError, TransformHistory
