@@ -4,14 +4,17 @@ Input of the world_model node: colour, depth, camera_info and odometry paired in
 Callbacks only decode, check and queue: a colour image is paired with its depth (by
 message_filters where installed, else ``StampPairer``), held until odometry reaches its stamp,
 given the base pose interpolated there and the camera extrinsics (from TF once known), and
-queued for the observer thread. Bad input is logged (rate-limited), counted in ``rejected`` and
-dropped; what the memories hold is never touched by it.
+queued for the observer thread. Odometry is composed into ``memory_frame`` on arrival (TF's
+memory_frame <- odom_frame at its stamp) when the two frames differ; without that transform it
+is dropped, counted, and no frame is observed with it. Bad input is logged (rate-limited),
+counted in ``rejected`` and dropped; what the memories hold is never touched by it.
 """
 
 from dataclasses import replace
 
 from mowm_ros.extrinsics import extrinsics_matrix
 from mowm_ros.nodes import conversions
+from mowm_ros.nodes.transforms import TransformError, TransformSource
 from mowm_ros.world_model import Frame
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data
@@ -48,15 +51,27 @@ def reduced_frame(frame, max_width):
 class FrameInputMixin:
     """The world_model node's input callbacks; the node provides the state they fill."""
 
-    def _tf_buffer(self):
-        """Return a tf2 buffer where tf2_ros is installed (a ROS distribution), else None."""
-        try:
-            import tf2_ros  # lazy: optional, from a ROS distribution
-        except ImportError:
+    def _transform_source(self, p):
+        """
+        Return TF's ``memory_frame`` <- ``odom_frame`` source, or None when they are one frame.
+
+        Shares the extrinsics' tf2 buffer where there is one; ValueError when TF is missing.
+        """
+        if p['memory_frame'] == p['odom_frame']:
             return None
-        buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(buffer, self)
-        return buffer
+        return TransformSource.for_node(self, self.tf_buffer)
+
+    def _to_memory_frame(self, stamp, pose):
+        """Return the odometry ``pose`` at ``stamp`` in memory_frame; raise TransformError."""
+        if self.transforms is None:
+            return pose
+        memory, odom = self.params['memory_frame'], self.params['odom_frame']
+        try:
+            return self.transforms.lookup(memory, odom, stamp) @ pose
+        except TransformError as exc:
+            raise TransformError(f'odometry at stamp {stamp} not used: no {memory} <- {odom} '
+                                 f'transform for it ({self.transforms.backend}): '
+                                 f'{exc}') from None
 
     def _extrinsics_from_tf(self, camera_frame):
         """Replace camera_extrinsics by TF's base_frame <- camera_frame once it is known."""
@@ -127,8 +142,12 @@ class FrameInputMixin:
             twist = (msg.twist.twist.linear.x, msg.twist.twist.angular.z)
             if not np.all(np.isfinite(twist)):
                 raise ValueError(f'odometry twist is not finite: {twist}')
+            pose = self._to_memory_frame(stamp, pose)
             self.odometry.add(stamp, pose)          # checks the pose
             self.latest_twist = twist
+        except TransformError as exc:
+            self._reject('no_transform', exc)       # frames wait for odometry, then are dropped
+            return
         except ValueError as exc:
             self._reject('odometry', exc)
             return

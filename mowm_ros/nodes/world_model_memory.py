@@ -96,9 +96,11 @@ class MemoryMixin:
         """
         Restore the newest snapshot of ``snapshot_dir`` if it was built in ``memory_frame``.
 
-        Its recorded robot pose is kept: the first odometry decides whether the memory is
-        kept (``_check_restored_memory``). A snapshot of another frame is not restored: the
-        memory starts empty, and the log says why.
+        With ``memory_frame`` = ``odom_frame`` its recorded robot pose is kept: the first
+        odometry decides whether the memory is kept (``_check_restored_memory``). In another
+        memory frame (``map``: global, the odometry reaches it through TF) an odometry restart
+        moves nothing, so the memory is kept as restored. A snapshot of another frame is not
+        restored: the memory starts empty, and the log says why.
         """
         self.restored_anchor = None
         snapshot = self.model.load(self.snapshot_dir)
@@ -112,10 +114,12 @@ class MemoryMixin:
             return
         pose = snapshot.meta.get('robot_pose')
         self.restored_anchor = None if pose is None else np.array(pose, dtype=np.float64)
+        in_odometry = frame == self.params['odom_frame']
         self.get_logger().info(
             f'restored memory from {snapshot.path}: {len(self.model.spatial)} points, '
-            f'{len(self.model.episodic)} keyframes, frame {frame!r}; kept if the odometry '
-            'starts where the snapshot left the robot')
+            f'{len(self.model.episodic)} keyframes, frame {frame!r}; ' +
+            ('kept if the odometry starts where the snapshot left the robot' if in_odometry
+             else f'kept: {frame!r} does not move when the odometry restarts'))
 
     def _check_restored_memory(self, pose):
         """
@@ -125,10 +129,11 @@ class MemoryMixin:
         (within ``restore_tolerance_*``) while the snapshot left the robot elsewhere. The
         memory, anchored in the old odometry, would be silently misaligned, so it is emptied.
         An odometry that kept running (only the node restarted) keeps the memory wherever the
-        robot went meanwhile.
+        robot went meanwhile. Only with ``memory_frame`` = ``odom_frame``: ``pose`` in another
+        memory frame comes through TF and says nothing about an odometry restart.
         """
         anchor, self.restored_anchor = self.restored_anchor, None
-        if anchor is None:
+        if anchor is None or self.params['memory_frame'] != self.params['odom_frame']:
             return
         metres, radians = self.params['restore_tolerance_m'], self.params['restore_tolerance_rad']
 

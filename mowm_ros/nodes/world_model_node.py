@@ -21,6 +21,7 @@ from mowm_ros.nodes.inputs import OdometryBuffer, RateMeter, StampPairer
 from mowm_ros.nodes.lifecycle import ManagedNode
 from mowm_ros.nodes.qos import LATCHED, RELIABLE_1, RELIABLE_2
 from mowm_ros.nodes.runtime import run_nodes
+from mowm_ros.nodes.transforms import tf2_buffer
 from mowm_ros.nodes.workers import LatestWorker
 from mowm_ros.nodes.world_model_goal import GOAL_CHECK_PERIOD_S, ImageGoalMixin
 from mowm_ros.nodes.world_model_inputs import FrameInputMixin, LOG_THROTTLE_S
@@ -73,15 +74,11 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
         self.observer = self.predictor = self.goal_planner = None
 
     def configure(self, p):
-        if p['memory_frame'] != p['odom_frame']:
-            raise ValueError(
-                f"invalid parameter: memory_frame {p['memory_frame']!r} differs from odom_frame "
-                f"{p['odom_frame']!r}; re-anchoring odometry through TF is not implemented: "
-                "feed odometry in the memory frame (a localiser's) and set both to it")
         if p['torch_threads'] > 0:
             torch.set_num_threads(p['torch_threads'])
         self.base_from_camera = extrinsics_matrix(p['camera_extrinsics'])
-        self.tf_buffer = self._tf_buffer() if p['extrinsics_from_tf'] else None
+        self.tf_buffer = tf2_buffer(self) if p['extrinsics_from_tf'] else None
+        self.transforms = self._transform_source(p)    # memory_frame <- odom_frame, or None
         model, self._given_model = self._given_model, None
         self.model = model or WorldModel(model_config_from(p))
         # Absolute once: every snapshot goes where the parameter said at configure, whatever
@@ -183,7 +180,7 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             self.goal = None
         self.navigator = None
         self._destroy_synchronizer()
-        self.tf_buffer = None
+        self.tf_buffer = self.transforms = None
         model, self.model = self.model, None
         if model is not None:
             cuda = model.device.type == 'cuda'
@@ -297,6 +294,8 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             'observation queue': self.observer.pending + int(self.observer.busy),
             'frames observed without depth (busy)': self.depth_skipped,
             'unpaired images': self.pairer.dropped,
+            'memory frame': self.params['memory_frame'] if self.transforms is None else
+                f"{self.params['memory_frame']} (odometry through TF, {self.transforms.backend})",
         })
         values.update({f'rejected {reason}': count for reason, count in self.rejected.items()})
         return values

@@ -67,13 +67,14 @@ SPECS = {
                               minimum=0.0),
     'odom_frame': Spec('odom', 'frame_id odometry messages must have', check=_not_empty),
     'memory_frame': Spec('odom', 'frame of the memory, its snapshots and the paths the node '
-                                 'publishes; odometry and plan must be in it (no TF '
-                                 're-anchoring yet: it must equal odom_frame)',
+                                 'publishes; plan must be in it; odometry in another frame '
+                                 'is composed with TF memory_frame <- odom_frame (map: a '
+                                 'localiser; needs tf2_ros or tf2_msgs)',
                          check=_not_empty),
-    'restore_tolerance_m': Spec(0.5, 'a restored memory is dropped when the first odometry '
-                                     'lies this close to the odometry origin (it restarted) '
-                                     'but not to where the snapshot left the robot',
-                                minimum=0.0),
+    'restore_tolerance_m': Spec(0.5, 'memory_frame = odom_frame only: a restored memory is '
+                                     'dropped when the first odometry lies this close to the '
+                                     'odometry origin (it restarted) but not to where the '
+                                     'snapshot left the robot', minimum=0.0),
     'restore_tolerance_rad': Spec(0.5, 'likewise for the heading', minimum=0.0),
     'use_depth': Spec(True, 'pair camera/depth/image_raw with colour; false: RGB only '
                             '(no spatial memory)'),
