@@ -14,9 +14,10 @@ stops; after ``max_steps`` steps it stops stepping and publishing (the simulatio
 
 In-process users (the demo) may pass ``step_gate``, a callable: the robot then publishes its
 first frame and steps only when it returns true (or after ``GATE_TIMEOUT_S`` without, counted
-in ``gate_timeouts``), and its stamps count simulated time (``1 / rate_hz`` per step from the
-first frame), so what the nodes downstream see no longer depends on how fast the machine runs
-them. The simulation itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
+in ``gate_timeouts``), and its stamps count simulated time as with ``publish_clock`` (the
+maze's 0.25 s control period per step, here from the node clock at the first frame), so what
+the nodes downstream see no longer depends on how fast the machine runs them. The simulation
+itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
 """
 
 import math
@@ -102,12 +103,11 @@ class SimRobot(ManagedNode):
         self.finished = False
         self.previous = None              # (base pose, stamp) of the last frame
         self.clock_pub = None
-        self.sim_ns = 0                   # simulation time (publish_clock), ns
+        self.sim_ns = 0                   # simulation time (publish_clock or a step gate), ns
         self.step_gate = step_gate
         self.gate_shut_since = None       # node clock (s) the gate was first found shut
         self.gated_ticks = 0              # control periods spent waiting at the gate
         self.gate_timeouts = 0
-        self.first_stamp = None
 
     def configure(self, params):
         self.mode = params['mode']
@@ -190,9 +190,14 @@ class SimRobot(ManagedNode):
             return twist_to_action(0.0, 0.0)
         return twist_to_action(linear_x, angular_z, *self.thresholds)
 
+    @property
+    def simulated_time(self):
+        """Whether the robot's time is the simulation's (publish_clock or a step gate)."""
+        return self.clock_pub is not None or self.step_gate is not None
+
     def robot_now(self):
-        """Return the robot's time, ns: the simulation's with publish_clock, else the node's."""
-        return self.sim_ns if self.clock_pub is not None else self.get_clock().now().nanoseconds
+        """Return the robot's time, ns: the simulation's when simulated, else the node's."""
+        return self.sim_ns if self.simulated_time else self.get_clock().now().nanoseconds
 
     def gate_open(self):
         """Whether a step gate lets the robot step now (always, without a gate)."""
@@ -210,19 +215,17 @@ class SimRobot(ManagedNode):
                                   f'stepping anyway ({self.gate_timeouts} times so far)')
         return True
 
-    def stamp(self, now):
-        """Return the stamp of the frame being published: simulated time under a step gate."""
-        if self.step_gate is None:
-            return now
-        self.first_stamp = self.first_stamp or now
-        return self.first_stamp + int(round(self.robot.steps * self.period * 1e9))
-
     def tick(self):
         if self.finished or not self.gate_open():
             return
-        if self.clock_pub is not None:        # the step about to be published, then its frame
+        if self.simulated_time:               # the step about to be published, then its frame
+            if self.frames_published == 0 and self.clock_pub is None:
+                # Under a step gate the nodes keep their own clock: start the simulated time
+                # at it, so the stamps look like a robot that never had to wait.
+                self.sim_ns = self.get_clock().now().nanoseconds - CONTROL_PERIOD_NS
             self.sim_ns += CONTROL_PERIOD_NS
-            self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(self.sim_ns)))
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=conversions.ns_to_stamp(self.sim_ns)))
         now = self.robot_now()
         if self.frames_published == 0:
             frame = self.robot.frame            # the spawn, before any action
@@ -233,7 +236,7 @@ class SimRobot(ManagedNode):
                 self.get_logger().warning(
                     'the simulation ended (diverged physics or time limit); respawned at the '
                     f'start of the same maze after {self.robot.steps} steps')
-        self.publish(frame, self.stamp(now))
+        self.publish(frame, now)
         if self.max_steps and self.robot.steps >= self.max_steps:
             self.finished = True
             self.timer.cancel()           # stays active, publishing nothing more
