@@ -37,6 +37,41 @@ def test_per_sample_scale_matches_separate_passes():
     assert not torch.allclose(adapted[1], frozen[1])
 
 
+def test_sampling_folds_the_update_into_the_weights_and_refolds_after_a_new_set():
+    torch.manual_seed(0)
+    network = Denoiser(CONFIG).eval()
+    add_lora(network, rank=4)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.normal_(0, 0.05)
+    args = inputs(3)
+
+    def low_rank(scale):        # gradients on: the update runs as its own path, B(A(x))
+        with torch.enable_grad():
+            return network(*args, visible(3, scale)).detach()
+
+    def folded(scale):          # sampling: W + s B A per sample, one grouped conv
+        with torch.no_grad():
+            return network(*args, visible(3, scale))
+
+    pattern = torch.tensor([1.0, 0.0, 1.0])
+    torch.testing.assert_close(folded(pattern), low_rank(pattern), rtol=1e-4, atol=1e-5)
+    first = folded(pattern)
+    state = {name: torch.randn_like(value) * 0.05
+             for name, value in adapter_state(network).items()}
+    load_adapter_state(network, state)          # a new set: the folded weights must follow
+    torch.testing.assert_close(folded(pattern), low_rank(pattern), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(folded(pattern), first)
+    with torch.no_grad():                       # an in-place change, as an optimiser makes
+        next(p for n, p in adapter_parameters(network).items() if 'lora_up' in n).add_(0.1)
+    torch.testing.assert_close(folded(pattern), low_rank(pattern), rtol=1e-4, atol=1e-5)
+    # Another pattern, and a strength other than 0 or 1 (the low-rank path, scaled).
+    other = torch.tensor([0.0, 1.0, 1.0])
+    torch.testing.assert_close(folded(other), low_rank(other), rtol=1e-4, atol=1e-5)
+    half = torch.tensor([0.5, 0.0, 1.0])
+    torch.testing.assert_close(folded(half), low_rank(half), rtol=1e-4, atol=1e-5)
+
+
 def test_fresh_adapters_change_nothing_and_sets_round_trip():
     torch.manual_seed(0)
     network = Denoiser(CONFIG).eval()
