@@ -6,6 +6,7 @@ import shutil
 from bag_fixtures import EXTRINSICS, write_bag
 from mowm_ros.cli import main
 from mowm_ros.data.bag_import import extrinsics_matrix
+from mowm_ros.data.episode import save_episode
 from mowm_ros.data.stretches import plan_split, StretchConfig
 from mowm_ros.model.checkpoint import default_checkpoint_dir, WEIGHTS_FILE
 from mowm_ros.nodes.world_model_node import model_config_from, PARAMETERS
@@ -113,6 +114,30 @@ def test_an_rgb_only_camera_adapts_with_no_depth_for_minutes(tmp_path, capsys):
     assert report['plan']['recording']['depth_topic'] is None
     assert sorted(report['comparison']) == ['+ episodic', 'no memory']
     assert '| + episodic | base |' in capsys.readouterr().out
+
+
+def test_replay_of_the_base_domain_is_mixed_in_and_recorded(tmp_path, capsys):
+    replay = tmp_path / 'maze9'
+    for seed in range(2):
+        save_episode(replay / f'ep_{seed}.npz', maze_episode(24, seed=seed))
+    out = tmp_path / 'home'
+    assert adapt(record(tmp_path / 'bag'), out, '--steps', '1', '--replay', str(replay),
+                 '--replay-fraction', '0.5') == 0
+    record_ = json.loads((out / 'report.json').read_text())['training']['replay']
+    # Each of the 2 episodes gives 24 - 8 windows; half of an epoch is replayed.
+    assert record_['windows'] == 32 and record_['fraction'] == 0.5
+    assert sorted(record_['episodes']) == [str((replay / f'ep_{s}.npz').resolve())
+                                           for s in range(2)]
+    assert '50% of each epoch from 32 windows of 2 episodes' in \
+        (out / 'MODEL_CARD.md').read_text()
+    capsys.readouterr()
+    for options, expected in ((['--replay', str(tmp_path / 'none')], 'does not exist'),
+                              (['--replay', str(tmp_path / 'bag')], 'holds no episodes'),
+                              (['--replay', str(replay), '--replay-fraction', '1'],
+                               '--replay-fraction must be between 0 and 1')):
+        assert adapt(tmp_path / 'bag', tmp_path / 'other', '--steps', '1', *options) == 2
+        assert expected in capsys.readouterr().err
+        assert not (tmp_path / 'other').exists()
 
 
 @pytest.mark.parametrize('case,options,expected', [

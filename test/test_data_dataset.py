@@ -4,7 +4,7 @@ from episode_fixtures import synthetic_episode
 from mowm_ros import geometry
 from mowm_ros.data.cloud import build_cloud
 from mowm_ros.data.dataset import (DatasetConfig, EpisodeDataset, is_validation,
-                                   split_by_seed)
+                                   ReplayMix, split_by_seed)
 from mowm_ros.data.episode import save_episode
 import numpy as np
 import pytest
@@ -117,3 +117,32 @@ def test_episodes_too_short_for_a_window_give_no_samples(tmp_path, frames):
     write(tmp_path, [wall_episode(frames=frames)])
     dataset = EpisodeDataset(tmp_path, DatasetConfig(context=4, frame_skip=2, size=32))
     assert len(dataset) == frames - 8
+
+
+def test_replay_mix_adds_the_asked_share_of_replayed_windows(tmp_path):
+    (tmp_path / 'new').mkdir()
+    (tmp_path / 'old').mkdir()
+    write(tmp_path / 'new', [wall_episode(frames=24, seed=1)])
+    write(tmp_path / 'old', [wall_episode(frames=14, seed=2), wall_episode(frames=14, seed=3)])
+    config = DatasetConfig(context=2, frame_skip=1, size=16)
+    new, old = EpisodeDataset(tmp_path / 'new', config), EpisodeDataset(tmp_path / 'old', config)
+    mix = ReplayMix(new, old, 0.25)
+    assert len(new) == 22 and len(mix) == 22 + 7      # 7 of 29 windows replayed (~25%)
+    assert mix.config is new.config
+    for i in range(len(new)):
+        assert torch.equal(mix[i]['target'], new[i]['target'])
+    torch.manual_seed(0)
+    replayed = [mix[i] for i in range(len(new), len(mix))]
+    old_targets = [old[i]['target'] for i in range(len(old))]
+    for sample in replayed:
+        assert int(sample['episode']) in (1, 2)       # after the new data's one episode
+        assert any(torch.equal(sample['target'], t) for t in old_targets)
+    assert len({int(s['seed']) for s in replayed}) == 2   # both old episodes are drawn
+    with pytest.raises(IndexError):
+        mix[len(mix)]
+    assert len(ReplayMix(new, old, 0.0)) == len(new)
+    with pytest.raises(ValueError, match='replay fraction must be in'):
+        ReplayMix(new, old, 1.0)
+    empty = EpisodeDataset([], config)
+    with pytest.raises(ValueError, match='hold no training windows'):
+        ReplayMix(new, empty, 0.5)

@@ -169,3 +169,36 @@ class EpisodeDataset(torch.utils.data.Dataset):
             sample['render_rgb'] = render_rgb
             sample['render_mask'] = torch.from_numpy(view.mask[None].astype(np.float32))
         return sample
+
+
+class ReplayMix(torch.utils.data.Dataset):
+    """
+    A dataset's windows plus a share of windows replayed from another (rehearsal).
+
+    Fine-tuning on a new domain alone forgets the old one; mixing in windows of the data the
+    base was trained on keeps it. An epoch holds every window of ``primary`` and enough
+    replayed windows that they are ``fraction`` of it; each replayed slot draws a window of
+    ``replay`` at random when read (torch's RNG, seeded per data-loader worker), so epochs see
+    different replayed windows. Replayed samples carry episode numbers after the primary's.
+    """
+
+    def __init__(self, primary, replay, fraction) -> None:
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f'replay fraction must be in [0, 1), got {fraction}')
+        if fraction > 0 and len(replay) == 0:
+            raise ValueError('the replay data hold no training windows')
+        self.primary, self.replay, self.fraction = primary, replay, fraction
+        self.replayed = int(round(len(primary) * fraction / (1.0 - fraction)))
+        self.config = primary.config
+
+    def __len__(self):
+        return len(self.primary) + self.replayed
+
+    def __getitem__(self, item):
+        if item < len(self.primary):
+            return self.primary[item]
+        if item >= len(self):
+            raise IndexError(item)
+        sample = dict(self.replay[int(torch.randint(len(self.replay), ()))])
+        sample['episode'] = sample['episode'] + len(self.primary.episodes)
+        return sample

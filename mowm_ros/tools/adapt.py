@@ -165,6 +165,25 @@ def prepare_data(args, base, stretches, import_config):
     return plan
 
 
+def replay_episodes(sources, fraction):
+    """Return the episode files under ``sources`` (files or directories); none is an error."""
+    # lazy: keeps `mowm` quick to start
+    from mowm_ros.data.episode import episode_paths
+
+    if sources and not 0.0 < fraction < 1.0:
+        raise AdaptError(f'--replay-fraction must be between 0 and 1, got {fraction}')
+    paths = []
+    for source in sources or ():
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise AdaptError(f'--replay {source} does not exist')
+        found = [source] if source.is_file() else episode_paths(source)
+        if not found:
+            raise AdaptError(f'--replay {source} holds no episodes (.npz)')
+        paths += [Path(p).resolve() for p in found]
+    return paths
+
+
 def evaluate(work, name, checkpoint_dir, stretches, held_out, args):
     # lazy: keeps `mowm` quick to start
     from mowm_ros.evaluation.before_after import evaluate_stretches, stretch_eval_config
@@ -176,16 +195,23 @@ def evaluate(work, name, checkpoint_dir, stretches, held_out, args):
     return evaluate_stretches(config, held_out, progress=not args.no_progress)
 
 
-def fine_tune(args, train_config, plan):
+def fine_tune(args, train_config, plan, replay=()):
     """Train within the budget left; return (trainer state summary, the last checkpoint)."""
     # lazy: keeps `mowm` quick to start
-    from mowm_ros.data.dataset import EpisodeDataset
+    from mowm_ros.data.dataset import EpisodeDataset, ReplayMix
     from mowm_ros.tools.train import dataset_config, train
 
     episodes = work_dir(args.out) / 'episodes'
     options = dataset_config(train_config)
     train_set = EpisodeDataset([episodes / n for n in plan['episodes']['train']], options)
     val_set = EpisodeDataset([episodes / n for n in plan['episodes']['held_out']], options)
+    replay_windows = 0
+    if replay:
+        replay_set = EpisodeDataset(replay, options)
+        replay_windows = len(replay_set)
+        train_set = ReplayMix(train_set, replay_set, args.replay_fraction)
+        log.info('replaying %d windows of %d episodes as %.0f%% of each epoch', replay_windows,
+                 len(replay), 100 * args.replay_fraction)
 
     def within_budget(trainer):
         if trainer.step == 0:
@@ -205,6 +231,8 @@ def fine_tune(args, train_config, plan):
             'device': str(trainer.device), 'windows': len(train_set),
             'batch_size': train_config.batch_size, 'learning_rate': train_config.learning_rate,
             'budget_minutes': args.minutes, 'budget_steps': args.steps,
+            'replay': {'episodes': [str(p) for p in replay], 'windows': replay_windows,
+                       'fraction': args.replay_fraction if replay else 0.0},
             'validation': validation[-1] if validation else None,
             'validation_before': validation[0] if validation else None}, \
         Path(train_config.out_dir) / 'last'
@@ -236,6 +264,7 @@ def run(args):
         torch.set_num_threads(args.threads)
     try:
         base, train_config, stretches, import_config = plan_inputs(args)
+        replay = replay_episodes(args.replay, args.replay_fraction)
         plan = prepare_data(args, base, stretches, import_config)
     except (AdaptError, BagImportError, CheckpointError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
@@ -243,7 +272,7 @@ def run(args):
     work = work_dir(args.out)
     held_out = [load_episode(work / 'episodes' / name) for name in plan['episodes']['held_out']]
     before = evaluate(work, 'before', base, stretches, held_out, args)
-    training, trained = fine_tune(args, train_config, plan)
+    training, trained = fine_tune(args, train_config, plan, replay)
     after = evaluate(work, f'after_step_{training["steps"]:07d}', trained, stretches, held_out,
                      args)
     comparison = compare(before, after)
@@ -273,6 +302,12 @@ def add_parser(subparsers):
                         help='training time budget over all runs (default 30; 0: --steps only)')
     parser.add_argument('--steps', type=int, default=0,
                         help='training steps in all (default 0: as many as --minutes allows)')
+    parser.add_argument('--replay', nargs='+', default=[], metavar='EPISODES',
+                        help='episodes (.npz files or directories, e.g. from mowm data '
+                        'generate) of the domain the base was trained on, replayed while '
+                        'fine-tuning so it is not forgotten')
+    parser.add_argument('--replay-fraction', type=float, default=0.25,
+                        help='share of each epoch drawn from --replay (default 0.25)')
     parser.add_argument('--batch-size', type=int, default=24)
     parser.add_argument('--lr', type=float, default=1e-4, help='learning rate (default 1e-4)')
     parser.add_argument('--warmup', type=int, default=50, help='learning-rate warm-up steps')

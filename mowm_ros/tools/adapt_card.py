@@ -76,7 +76,16 @@ def training_rows(training):
             ('trained', f"{training['steps']} steps in {training['minutes']:.1f} min on "
                         f"{training['device']}, batch {training['batch_size']}, learning rate "
                         f"{training['learning_rate']:g}"),
+            ("replay of the base's domain", _replay(training.get('replay'))),
             ('validation v-loss on the held-out stretches', val_text)]
+
+
+def _replay(replay):
+    if not replay or not replay['episodes']:
+        return ("none: the base's own domain may be forgotten (pass --replay with episodes "
+                'of it)')
+    return (f"{100 * replay['fraction']:.0f}% of each epoch from {replay['windows']} windows "
+            f"of {len(replay['episodes'])} episodes")
 
 
 def model_card(out, record):
