@@ -168,14 +168,14 @@ def test_a_step_gate_holds_the_robot_and_its_stamps_count_simulated_time(ros):
         context=ros.context, step_gate=lambda: node.frames_published < allowed['frames'],
         parameter_overrides=[Parameter('seed', value=SEED), Parameter('mode', value='explore'),
                              Parameter('rate_hz', value=4.0), Parameter('max_steps', value=6)]))
-    # Shut: periods pass (counted) and nothing is published.
-    wait_for(lambda: node.gated_ticks >= 3, what='three control periods at the shut gate')
+    # Shut: it is asked again and again (counted) and nothing is published.
+    wait_for(lambda: node.gated_ticks >= 3, what='three polls of the shut gate')
     assert node.frames_published == 0
     # Open for three frames: exactly three, whatever the wall time between them.
     allowed['frames'] = 3
     wait_for(lambda: recorder.count('odom') >= 3, what='three frames through the gate')
     ticks = node.gated_ticks
-    wait_for(lambda: node.gated_ticks >= ticks + 3, what='three more periods at the gate')
+    wait_for(lambda: node.gated_ticks >= ticks + 3, what='three more polls of the gate')
     assert node.frames_published == 3
     allowed['frames'] = 7
     wait_for(lambda: node.finished and recorder.count('odom') >= 7, what='the route to finish')

@@ -155,6 +155,30 @@ def test_no_prediction_is_stamped_before_the_newest_frame_it_used(ros, tmp_path,
     assert node.predictor.dropped > 0, 'no request waited behind a rollout: the test shows little'
 
 
+@pytest.mark.parametrize('on_frame', [True, False])
+def test_predict_on_frame_predicts_from_each_new_frame_without_the_timer(ros, tmp_path,
+                                                                         episode_path, on_frame):
+    inbox = Inbox(ros.node('listener'), [('/world_model/predicted/path', Path, 10)])
+    # The timer would first ask after an hour: every prediction here comes from the frames.
+    node = world_model_node(ros, tmp_path / 'memory', prediction_period_s=3600.0,
+                            predict_on_frame=on_frame, finetune=False)
+    ros.add(EpisodePlayer(context=ros.context, parameter_overrides=[
+        Parameter('episode', value=str(episode_path)), Parameter('rate_hz', value=8.0)]))
+    if not on_frame:
+        assert wait_for(lambda: node.model.frames_observed >= 12, timeout=60), \
+            f'only {node.model.frames_observed} frames observed'
+        assert node.predictions_published == 0, 'a prediction came without a request'
+        return
+
+    def made_at():
+        return {conversions.stamp_to_ns(p.header.stamp)
+                for p in inbox.get('/world_model/predicted/path')}
+
+    assert wait_for(lambda: len(made_at()) >= 4, timeout=60), \
+        f'{len(made_at())} predictions from distinct frames received'
+    assert node.predictions_published >= 4
+
+
 def test_rgb_only_node_runs_short_term_and_episodic_and_predicts(ros, tmp_path, episode_path):
     """use_depth: false (an RGB-only camera): no spatial memory, the episodic expert learns."""
     inbox = Inbox(ros.node('listener'), OUTPUTS[:1])

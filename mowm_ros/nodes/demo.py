@@ -58,8 +58,10 @@ class DemoConfig:
     live: bool = False             # run until Ctrl-C (no step limit)
     # The robot waits for the world model: it steps once the node has observed its last frame
     # and, every prediction_period_s of simulated time, predicted from it; stamps count
-    # simulated time. The scores then do not depend on how fast the machine is. Off in live
-    # runs (the robot runs in real time, as on a real robot).
+    # simulated time. The scores then do not depend on how fast the machine is. The node
+    # predicts as each frame is observed (predict_on_frame) and the robot steps as soon as the
+    # gate opens, so the run goes as fast as the machine predicts. Off in live runs (the robot
+    # runs in real time, as on a real robot).
     lockstep: bool = True
     view_port: int = 0             # serve the Rerun web viewer on this port (0: only demo.rrd)
     rgb_only: bool = False         # the node ignores depth: short-term + episodic experts
@@ -224,7 +226,7 @@ def summarise(comparisons, monitor, robot, world_model, wall_s):
         'monitor_received': {'frames': monitor.frames_seen, 'odometry': monitor.odometry_seen,
                              'predictions': monitor.predictions_seen,
                              'paths': monitor.paths_seen},
-        'robot_waited_periods': robot.gated_ticks, 'robot_gate_timeouts': robot.gate_timeouts,
+        'robot_gate_polls_shut': robot.gated_ticks, 'robot_gate_timeouts': robot.gate_timeouts,
         **{f'{name}_predictions_scored': len(group) for name, group in groups.items()},
         **{f'{name}_psnr': mean(c['psnr'] for c in group) for name, group in groups.items()},
         **{f'{name}_psnr_last_frame_baseline': mean(c['psnr_last_frame'] for c in group)
@@ -285,6 +287,7 @@ def run_demo(config, log=print):
         Parameter('horizon', value=config.horizon),
         Parameter('sampler_steps', value=config.sampler_steps),
         Parameter('prediction_period_s', value=config.prediction_period_s),
+        Parameter('predict_on_frame', value=lockstep),
         Parameter('frame_interval_s', value=config.frame_interval_s),
         Parameter('snapshot_dir', value=str(out / 'memory')),
         Parameter('snapshot_period_s', value=0.0),

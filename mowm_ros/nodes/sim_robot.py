@@ -14,7 +14,9 @@ stops; after ``max_steps`` steps it stops stepping and publishing (the simulatio
 
 In-process users (the demo) may pass ``step_gate``, a callable: the robot then publishes its
 first frame and steps only when it returns true (or after ``GATE_TIMEOUT_S`` without, counted
-in ``gate_timeouts``), and its stamps count simulated time as with ``publish_clock`` (the
+in ``gate_timeouts``), asking it every ``GATE_POLL_S`` rather than every control period, so it
+steps as soon as the consumers are ready (faster than real time on a fast machine), and its
+stamps count simulated time as with ``publish_clock`` (the
 maze's 0.25 s control period per step, here from the node clock at the first frame), so what
 the nodes downstream see no longer depends on how fast the machine runs them. The simulation
 itself is ``mowm_ros.data.maze_robot.MazeRobot``; this node only adds ROS.
@@ -43,6 +45,7 @@ from rosgraph_msgs.msg import Clock
 MODES = ('cmd_vel', 'explore')
 LOG_THROTTLE_S = 5.0
 GATE_TIMEOUT_S = 60.0   # a gate shut this long (a lost message, a stuck consumer) is passed
+GATE_POLL_S = 0.01      # how often a step gate is asked
 
 # Best effort matches publishers of either reliability; only the newest command matters.
 CMD_VEL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -106,7 +109,7 @@ class SimRobot(ManagedNode):
         self.sim_ns = 0                   # simulation time (publish_clock or a step gate), ns
         self.step_gate = step_gate
         self.gate_shut_since = None       # node clock (s) the gate was first found shut
-        self.gated_ticks = 0              # control periods spent waiting at the gate
+        self.gated_ticks = 0              # times the gate was asked and found shut
         self.gate_timeouts = 0
 
     def configure(self, params):
@@ -146,7 +149,8 @@ class SimRobot(ManagedNode):
 
     def activate(self):
         if not self.finished:
-            self.timer = self.make_timer(self.period, self.tick,
+            period = self.period if self.step_gate is None else GATE_POLL_S
+            self.timer = self.make_timer(period, self.tick,
                                          callback_group=MutuallyExclusiveCallbackGroup())
 
     def deactivate(self):

@@ -257,3 +257,6 @@ class FrameInputMixin:
             self.model.observe(frame)
         except ValueError as exc:
             self._reject('frame', exc)
+            return
+        if self.params['predict_on_frame'] and self.observer.pending == 0:
+            self._request_prediction()      # from the newest frame, as soon as it is in

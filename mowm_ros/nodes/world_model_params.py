@@ -44,6 +44,8 @@ SPECS = {
     'frame_interval_s': Spec(0.5, 'seconds between predicted frames (the model spacing)',
                              positive=True, live=True),
     'prediction_period_s': Spec(1.0, 'seconds between prediction requests', positive=True),
+    'predict_on_frame': Spec(False, 'also request a prediction as each camera frame is '
+                             'observed (as fast as the machine predicts)', live=True),
     'experts': Spec(list(EXPERT_NAMES), 'experts composed when predicting',
                     choices=EXPERT_NAMES),
     'composition': Spec(default_of(_MODEL, 'composition'), 'how experts are composed',
