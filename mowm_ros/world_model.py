@@ -23,6 +23,7 @@ from mowm_ros import geometry
 from mowm_ros.data.resize import model_intrinsics, to_model_frame
 from mowm_ros.device import check_device
 from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
+from mowm_ros.memory.retrieval import nearest_keyframes, RetrievalConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
 from mowm_ros.memory.store import MemoryStore, Snapshot
 from mowm_ros.model import checkpoint
@@ -79,6 +80,10 @@ class WorldModelConfig:
     weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     composition: str = 'contrastive'     # contrastive | naive
     episodic_sees_recent_context: bool = True
+    # The episodic expert also reads the keyframes taken nearest each target pose
+    # (memory/retrieval.py) in place of the recent frames.
+    episodic_retrieval: bool = False
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
     compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
@@ -274,7 +279,8 @@ class WorldModel:
     def composition(self, experts=None, mode=None, weights=None) -> Composition:
         return Composition(expert_set(experts or self.config.experts,
                                       weights or self.config.weights,
-                                      self.config.episodic_sees_recent_context),
+                                      self.config.episodic_sees_recent_context,
+                                      self.config.episodic_retrieval),
                            mode or self.config.composition)
 
     @torch.no_grad()
@@ -298,6 +304,8 @@ class WorldModel:
         uses_render = any(q.render for q in composition.queries())
         state = self._state_for(state, uses_render, 'imagine()')
         context, K = state.context, state.K
+        keyframes = (self._keyframes_until(state.stamp)
+                     if any(q.retrieved for q in composition.queries()) else None)
         with self._sample_lock:
             use_threads(self.torch_threads)
             version = self._sync_adapters()
@@ -309,7 +317,7 @@ class WorldModel:
             predictions = []
             for step in range(horizon):
                 cond = self._conditioning(images, frame_poses, poses[:, step], K,
-                                          state.spatial if uses_render else None)
+                                          state.spatial if uses_render else None, keyframes)
                 frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                          steps or self.config.sampler_steps, generator)
                 frames = tensor_to_images(frames)
@@ -394,11 +402,34 @@ class WorldModel:
         with self._state_lock:
             return np.array(self._context[-1][1]) if self._context else None
 
-    def _conditioning(self, images, frame_poses, target_poses, K, spatial):
+    def _keyframes_until(self, stamp):
+        """Return the episodic keyframes stamped at or before ``stamp`` (nothing newer)."""
+        arrays = self.episodic.snapshot()
+        kept = arrays.stamp <= stamp
+        return KeyframeBatch(rgb=arrays.rgb[kept], poses=arrays.pose[kept])
+
+    def _retrieved(self, keyframes, context, motion, target_poses):
+        """Per target: the keyframes nearest it and their motions, else the recent ones."""
+        retrieved, motions = [], []
+        for frames, chain_motion, target in zip(context, motion, target_poses):
+            index = nearest_keyframes(keyframes.poses, target, self.context_frames,
+                                      self.config.retrieval)
+            if index is None:
+                retrieved.append(frames)
+                motions.append(chain_motion)
+                continue
+            chain = np.concatenate([keyframes.poses[index], target[None]])
+            retrieved.append(keyframes.rgb[index])
+            motions.append(geometry.relative_motion(chain[:-1], chain[1:]))
+        return np.stack(retrieved), np.stack(motions)
+
+    def _conditioning(self, images, frame_poses, target_poses, K, spatial, keyframes=None):
         """
         Build the last K frames of each path (the first repeated if fewer) and motions.
 
-        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets.
+        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets;
+        ``keyframes`` (a KeyframeBatch, or None) fills the retrieved context (see
+        memory/retrieval.py).
         """
         context, chains = [], []
         for frames, path, target in zip(images, frame_poses, target_poses):
@@ -415,12 +446,18 @@ class WorldModel:
                 render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
                 render[b, 3] = view.mask
         device = self.device
+        retrieved = {}
+        if keyframes is not None:
+            frames, motions = self._retrieved(keyframes, context, motion, target_poses)
+            retrieved = {'retrieved_context': images_to_tensor(frames, device),
+                         'retrieved_motions': torch.as_tensor(motions, dtype=torch.float32,
+                                                              device=device)}
         return Conditioning(
             context=images_to_tensor(np.stack(context), device),
             motions=torch.as_tensor(motion, dtype=torch.float32, device=device),
             target_pose=torch.as_tensor(geometry.absolute_pose_features(target_poses),
                                         dtype=torch.float32, device=device),
-            render=torch.as_tensor(render, device=device))
+            render=torch.as_tensor(render, device=device), **retrieved)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory, keep=2, extra_meta=None) -> Path:

@@ -122,3 +122,21 @@ def test_unknown_mode_and_duplicate_names_are_rejected():
         Composition(experts(), mode='sum')
     with pytest.raises(ValueError, match='unique'):
         Composition(experts() + experts())
+
+
+def test_retrieval_costs_no_extra_query_and_falls_back_to_the_adapters_alone():
+    from mowm_ros.model.composition import expert_set
+
+    names = ['short_term', 'episodic', 'spatial']
+    plain = Composition(expert_set(names, {}))
+    retrieval = Composition(expert_set(names, {}, retrieval=True))
+    assert len(retrieval.queries()) == len(plain.queries()) == 3
+    episodic = retrieval.experts[1]
+    assert episodic.positive == Query(context=True, adapter=True, retrieved=True)
+    # Its twin is the base itself (frozen network, recent frames): where nothing is near,
+    # the retrieved context holds the recent frames and the term is the adapters' alone,
+    # as without retrieval.
+    assert episodic.negative == retrieval.base == plain.experts[1].negative
+    # Recalling far from the robot reads no recent frames, so there is nothing to replace.
+    recall = expert_set(['episodic'], {}, recent_context_for_episodic=False, retrieval=True)
+    assert not recall[0].positive.retrieved and not recall[0].positive.context

@@ -71,6 +71,7 @@ class EvalConfig:
     shard: tuple = (0, 1)            # (index, count): evaluate every count-th seed from index
     condition: str = DEFAULT_CONDITION   # rgbd | rgb-only | drift
     drift: DriftConfig = field(default_factory=DriftConfig)   # seed + episode seed draws it
+    episodic_retrieval: bool = False     # the episodic expert reads keyframes near the target
 
     def __post_init__(self):
         if self.condition not in CONDITIONS:
@@ -128,7 +129,13 @@ class EvalConfig:
                 'episode_steps': self.episode_steps, 'sampler_steps': self.sampler_steps,
                 'seed': self.seed, 'finetune_sync': self.finetune_sync, 'bf16': self.bf16,
                 'rows': [asdict(row) for row in self.rows], 'world_model': world_model_settings(),
-                **self.condition_signature()}
+                **self.condition_signature(), **self.retrieval_signature()}
+
+    def retrieval_signature(self):
+        """Return the retrieval settings when it is on; none when off (as results before it)."""
+        if not self.episodic_retrieval:
+            return {}
+        return {'episodic_retrieval': asdict(WorldModelConfig().retrieval)}
 
     def condition_signature(self):
         """Return the condition's settings; none for rgbd, whose results predate conditions."""
@@ -190,7 +197,8 @@ def make_world_model(config):
     return WorldModel(WorldModelConfig(
         checkpoint=str(config.checkpoint), device=config.device,
         sampler_steps=config.sampler_steps, experts=tuple(experts), bf16=config.bf16,
-        seed=config.seed, context_interval_s=0.0))
+        seed=config.seed, context_interval_s=0.0,
+        episodic_retrieval=config.episodic_retrieval))
 
 
 def observe_context(model, episode, split, finetune_sync, poses=None, use_depth=True):

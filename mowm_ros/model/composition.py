@@ -72,13 +72,17 @@ class Composition:
         return v, sum(coefficient for coefficient, _ in terms)
 
 
-def expert_set(names, weights, recent_context_for_episodic=True) -> list:
-    """Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS)."""
+def expert_set(names, weights, recent_context_for_episodic=True, retrieval=False) -> list:
+    """
+    Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS).
+
+    ``retrieval``: the episodic expert reads keyframes retrieved near the target.
+    """
     weights = {**DEFAULT_WEIGHTS, **weights}
     factories = {
         'short_term': lambda: library.short_term_expert(weights['short_term']),
         'episodic': lambda: library.episodic_expert(weights['episodic'],
-                                                    recent_context_for_episodic),
+                                                    recent_context_for_episodic, retrieval),
         'spatial': lambda: library.spatial_expert(weights['spatial']),
     }
     unknown = set(names) - set(factories)

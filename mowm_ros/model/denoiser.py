@@ -25,6 +25,10 @@ class Conditioning:
     motions: torch.Tensor       # (N, K, 3) frame-to-next motion, the last one to the target
     target_pose: torch.Tensor   # (N, 4) x, y, cos yaw, sin yaw in the map frame
     render: torch.Tensor        # (N, 4, H, W) render RGB in [-1, 1] + coverage mask
+    # Episodic keyframes retrieved near each target and the motions chaining them to it
+    # (memory/retrieval.py), for queries that read them in place of the recent frames.
+    retrieved_context: torch.Tensor = None   # (N, K, 3, H, W)
+    retrieved_motions: torch.Tensor = None   # (N, K, 3)
 
     @property
     def batch_size(self) -> int:
@@ -32,8 +36,29 @@ class Conditioning:
 
     def repeat(self, times: int) -> 'Conditioning':
         """Return the batch repeated ``times`` over: N * times rows, copy after copy."""
-        return Conditioning(*(tensor.repeat(times, *([1] * (tensor.dim() - 1))) for tensor in
-                              (self.context, self.motions, self.target_pose, self.render)))
+        return self.for_queries([False] * times)
+
+    def for_queries(self, retrieved) -> 'Conditioning':
+        """
+        Return the batch once per query, copy after copy (N * len(retrieved) rows).
+
+        Copy i holds the retrieved keyframes in place of the recent frames where
+        ``retrieved[i]``; the retrieved tensors themselves are not carried over.
+        """
+        def stack(tensor):
+            return tensor.repeat(len(retrieved), *([1] * (tensor.dim() - 1)))
+
+        if not any(retrieved):
+            context, motions = stack(self.context), stack(self.motions)
+        else:
+            if self.retrieved_context is None or self.retrieved_motions is None:
+                raise ValueError('a query reads retrieved keyframes, but the conditioning '
+                                 'holds none')
+            context = torch.cat([self.retrieved_context if r else self.context
+                                 for r in retrieved])
+            motions = torch.cat([self.retrieved_motions if r else self.motions
+                                 for r in retrieved])
+        return Conditioning(context, motions, stack(self.target_pose), stack(self.render))
 
 
 @dataclass

@@ -31,6 +31,7 @@ class Query:
     context: bool = True      # recent frames and motions visible
     render: bool = False      # spatial-memory render visible
     adapter: bool = False     # episodic LoRA adapters switched on
+    retrieved: bool = False   # the context holds episodic keyframes taken near the target
     network: str = DENOISER
 
 
@@ -58,8 +59,22 @@ def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']) -> Expert:
                   description='recent frames vs context dropped')
 
 
-def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True) -> Expert:
-    """Network + LoRA finetuned on the episodic buffer; its twin is the frozen network."""
+def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True,
+                    retrieval=False) -> Expert:
+    """
+    Network + LoRA finetuned on the episodic buffer; its twin is the frozen network.
+
+    With ``retrieval`` the adapted network also reads, in place of the recent frames, the
+    keyframes taken nearest the target pose (memory/retrieval.py), against the frozen network
+    on the recent frames: at a revisit the term carries what the camera saw there. Where no
+    keyframe is near, the conditioning holds the recent frames in their place and the term is
+    the adapters' alone.
+    """
+    if retrieval and recent_context:
+        return Expert('episodic', Query(context=True, adapter=True, retrieved=True),
+                      Query(context=True), weight,
+                      description='adapters on keyframes near the target vs frozen network on '
+                                  'recent frames')
     return Expert('episodic', Query(context=recent_context, adapter=True),
                   Query(context=recent_context, adapter=False), weight,
                   description='finetuned adapters vs frozen network')
@@ -108,9 +123,10 @@ class DenoiserEvaluator:
 
         adapter_scale = flag('adapter') if any(query.adapter for query in queries) else None
         flags = Flags(flag('context'), flag('render'), adapter_scale)
+        batch = cond.for_queries([query.retrieved for query in queries])
         autocast = torch.autocast(device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
         with autocast:
-            v = self.forward(x_t.repeat(q, 1, 1, 1), logsnr.repeat(q), cond.repeat(q), flags)
+            v = self.forward(x_t.repeat(q, 1, 1, 1), logsnr.repeat(q), batch, flags)
         # A CUDA graph's output is overwritten by its next replay: float() copies bf16 out.
         return list(v.float().split(n))

@@ -12,6 +12,7 @@ import os
 from mowm_ros.device import check_device
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from mowm_ros.memory.episodic import EpisodicBufferConfig
+from mowm_ros.memory.retrieval import RetrievalConfig
 from mowm_ros.model import checkpoint
 from mowm_ros.model.experts import DEFAULT_WEIGHTS, EXPERT_NAMES
 from mowm_ros.nodes.parameters import check_by, default_of, Spec
@@ -54,6 +55,12 @@ SPECS = {
        for name, weight in DEFAULT_WEIGHTS.items()},
     'finetune': Spec(default_of(_MODEL, 'finetune_on_observe'),
                      'test-time finetuning of the episodic adapters'),
+    'episodic_retrieval': Spec(default_of(_MODEL, 'episodic_retrieval'),
+                               'the episodic expert reads the keyframes taken nearest each '
+                               'predicted pose in place of the recent frames'),
+    'retrieval_radius_m': Spec(RetrievalConfig().radius_m,
+                               'keyframes are retrieved for a pose only if one lies this close',
+                               positive=True),
     'max_points': Spec(1_000_000, 'spatial memory cap (points)', minimum=1),
     'voxel_size': Spec(0.0, 'spatial memory voxel (m); 0 = as the checkpoint was trained',
                        minimum=0.0),
@@ -157,7 +164,9 @@ def model_config_from(params):
         composition=params['composition'],
         weights={name: params[f'weight_{name}'] for name in EXPERT_NAMES},
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
-        torch_threads=int(params['torch_threads']))
+        torch_threads=int(params['torch_threads']),
+        episodic_retrieval=bool(params['episodic_retrieval']),
+        retrieval=RetrievalConfig(radius_m=float(params['retrieval_radius_m'])))
 
 
 def navigator_config_from(params):
