@@ -4,7 +4,10 @@ The world model with, optionally, the simulated Memory Maze robot, the path foll
 ros2 launch mowm_ros world_model.launch.py [use_sim:=true] [follow_path:=true] [rviz:=true]
     [namespace:=robot1] [autostart:=true] [use_sim_time:=false]
     [params_file:=my_world_model.yaml] [sim_params_file:=my_sim_robot.yaml]
-    [follower_params_file:=my_path_follower.yaml]
+    [follower_params_file:=my_path_follower.yaml] [checkpoint:=~/mowm_home]
+
+``checkpoint:=DIR`` (a directory written by ``mowm adapt`` or ``mowm train``) overrides the
+parameter file's checkpoint; left empty, the file's value holds.
 
 The nodes are managed (lifecycle) nodes. With ``autostart:=true`` (the default) each configures
 and activates itself; with ``autostart:=false`` they wait in ``unconfigured`` for a lifecycle
@@ -28,14 +31,22 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 
 
-def managed(executable, name, params_file, clock=None, **kwargs):
+def managed(executable, name, params_file, clock=None, overrides=None, **kwargs):
     """Return a mowm_ros lifecycle node: its parameter file, then autostart and the clock."""
     clock = clock or {'use_sim_time': LaunchConfiguration('use_sim_time')}
     return LifecycleNode(
         package='mowm_ros', executable=executable, name=name, namespace='',
         parameters=[LaunchConfiguration(params_file),
-                    {'autostart': LaunchConfiguration('autostart'), **clock}],
+                    {'autostart': LaunchConfiguration('autostart'), **clock},
+                    *([overrides] if overrides else [])],
         output='screen', **kwargs)
+
+
+def world_model(context):
+    """Return the world_model node; a non-empty checkpoint:= overrides the file's value."""
+    checkpoint = LaunchConfiguration('checkpoint').perform(context).strip()
+    overrides = {'checkpoint': os.path.expanduser(checkpoint)} if checkpoint else None
+    return [managed('world_model', 'world_model', 'params_file', overrides=overrides)]
 
 
 def namespaced_configs(context, config):
@@ -71,6 +82,9 @@ def generate_launch_description():
         DeclareLaunchArgument('sim_params_file',
                               default_value=os.path.join(config, 'sim_robot.yaml'),
                               description='YAML parameters of the simulated robot'),
+        DeclareLaunchArgument('checkpoint', default_value='',
+                              description='checkpoint directory of the world model (e.g. '
+                                          'from mowm adapt); empty: the params_file value'),
         DeclareLaunchArgument('use_sim', default_value='true',
                               description='start the simulated Memory Maze robot'),
         DeclareLaunchArgument('follower_params_file',
@@ -96,7 +110,7 @@ def generate_launch_description():
                     clock={'use_sim_time': False,
                            'publish_clock': LaunchConfiguration('use_sim_time')},
                     condition=IfCondition(LaunchConfiguration('use_sim'))),
-            managed('world_model', 'world_model', 'params_file'),
+            OpaqueFunction(function=world_model),
             managed('mowm_path_follower', 'path_follower', 'follower_params_file',
                     remappings=[('path', 'world_model/best_path')],
                     condition=IfCondition(LaunchConfiguration('follow_path'))),

@@ -40,10 +40,24 @@ def test_world_model_launch_declares_its_arguments_and_nodes(monkeypatch):
     for name in ('params_file', 'sim_params_file', 'follower_params_file'):
         assert Path(arguments[name]).is_file(), arguments[name]
     assert arguments['autostart'] == 'true' and arguments['use_sim_time'] == 'false'
+    assert arguments['checkpoint'] == ''
     (group,) = entities_of_type(description, 'GroupAction')
     actions = group.args[0]
     assert type(actions[0]).__name__ == 'PushRosNamespace'
+    functions = {a.kwargs['function'].__name__: a for a in actions
+                 if type(a).__name__ == 'OpaqueFunction'}
+
+    def world_model_node(checkpoint):
+        context = SimpleNamespace(launch_configurations={'checkpoint': checkpoint})
+        (node,) = functions['world_model'].kwargs['function'](context)
+        return node
+
+    # checkpoint:= overrides the parameter file's value, after it; empty leaves the file's.
+    adapted = world_model_node('/robots/home_adapted')
+    assert adapted.kwargs['parameters'][2] == {'checkpoint': '/robots/home_adapted'}
+    actions = list(actions) + [world_model_node('')]
     nodes = {n.kwargs['executable']: n for n in actions if type(n).__name__ == 'LifecycleNode'}
+    assert len(nodes['world_model'].kwargs['parameters']) == 2
     assert set(nodes) == {'sim_robot', 'world_model', 'mowm_path_follower'}
     assert set(nodes) <= console_scripts()
     for node in nodes.values():        # autostart and the clock reach every managed node
@@ -51,7 +65,7 @@ def test_world_model_launch_declares_its_arguments_and_nodes(monkeypatch):
         assert overrides['autostart'].name == 'autostart'
     assert nodes['world_model'].kwargs['parameters'][1]['use_sim_time'].name == 'use_sim_time'
     assert nodes['sim_robot'].kwargs['parameters'][1]['publish_clock'].name == 'use_sim_time'
-    (configs,) = [a for a in actions if type(a).__name__ == 'OpaqueFunction']
+    configs = functions['namespaced_configs']
     context = SimpleNamespace(launch_configurations={'namespace': ''})
     (rviz,) = configs.kwargs['function'](context, **configs.kwargs['kwargs'])
     nodes['rviz2'] = rviz
@@ -99,7 +113,8 @@ def launched_configs(monkeypatch, namespace):
     description = load_launch_description(
         REPO_ROOT / 'launch' / 'world_model.launch.py', monkeypatch, str(REPO_ROOT))
     (group,) = entities_of_type(description, 'GroupAction')
-    (configs,) = [a for a in group.args[0] if type(a).__name__ == 'OpaqueFunction']
+    (configs,) = [a for a in group.args[0] if type(a).__name__ == 'OpaqueFunction'
+                  and a.kwargs['function'].__name__ == 'namespaced_configs']
     context = SimpleNamespace(launch_configurations={'namespace': namespace})
     actions = configs.kwargs['function'](context, **configs.kwargs['kwargs'])
     rviz = actions[-1].kwargs['arguments'][-1]
