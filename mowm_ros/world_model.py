@@ -408,12 +408,18 @@ class WorldModel:
         kept = arrays.stamp <= stamp
         return KeyframeBatch(rgb=arrays.rgb[kept], poses=arrays.pose[kept])
 
-    def _retrieved(self, keyframes, context, motion, target_poses):
-        """Per target: the keyframes nearest it and their motions, else the recent ones."""
+    def _retrieved(self, keyframes, context, motion, target_poses, coverage):
+        """
+        Per target: the keyframes nearest it and their motions, else the recent ones.
+
+        ``coverage`` (N,) is the share of each target view the spatial render covers.
+        """
         retrieved, motions = [], []
-        for frames, chain_motion, target in zip(context, motion, target_poses):
-            index = nearest_keyframes(keyframes.poses, target, self.context_frames,
-                                      self.config.retrieval)
+        config = self.config.retrieval
+        for frames, chain_motion, target, covered in zip(context, motion, target_poses,
+                                                         coverage):
+            index = (nearest_keyframes(keyframes.poses, target, self.context_frames, config)
+                     if covered < config.max_render_coverage else None)
             if index is None:
                 retrieved.append(frames)
                 motions.append(chain_motion)
@@ -448,7 +454,8 @@ class WorldModel:
         device = self.device
         retrieved = {}
         if keyframes is not None:
-            frames, motions = self._retrieved(keyframes, context, motion, target_poses)
+            frames, motions = self._retrieved(keyframes, context, motion, target_poses,
+                                              render[:, 3].mean(axis=(1, 2)))
             retrieved = {'retrieved_context': images_to_tensor(frames, device),
                          'retrieved_motions': torch.as_tensor(motions, dtype=torch.float32,
                                                               device=device)}

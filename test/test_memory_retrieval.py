@@ -40,6 +40,8 @@ def test_nothing_is_retrieved_beyond_the_radius_or_turn_or_from_an_empty_buffer(
     assert nearest_keyframes(KEYFRAMES[:0], poses((0.0, 0.0, 0.0))[0], 4) is None
     with pytest.raises(ValueError, match='radius_m > 0'):
         RetrievalConfig(radius_m=0.0)
+    with pytest.raises(ValueError, match='max_render_coverage in'):
+        RetrievalConfig(max_render_coverage=1.5)
 
 
 def test_queries_reading_retrieved_keyframes_get_them_in_place_of_the_recent_frames():
@@ -58,3 +60,32 @@ def test_queries_reading_retrieved_keyframes_get_them_in_place_of_the_recent_fra
     assert plain.repeat(2).context.shape == (2 * n, k, 3, 8, 8)
     with pytest.raises(ValueError, match='holds none'):
         plain.for_queries([True])
+
+
+def test_where_the_render_covers_the_view_no_keyframes_are_retrieved():
+    from mowm_ros.benchmarks.model import synthetic_frames
+    from mowm_ros.world_model import WorldModel, WorldModelConfig
+
+    frames = synthetic_frames(10)
+    model = WorldModel(WorldModelConfig(finetune_on_observe=False, episodic_retrieval=True,
+                                        torch_threads=1))
+    try:
+        for frame in frames:
+            model.observe(frame)
+        # Poses seen before: the render covers them, and the keyframes lie right there.
+        poses = np.stack([frame.pose for frame in frames[2:4]])[:, None]
+        covered = model.render_memory(poses.reshape(-1, 4, 4))[1].mean(axis=(1, 2))
+        assert (covered >= model.config.retrieval.max_render_coverage).all(), covered
+        images = {}
+        for retrieval in (True, False):
+            model.config.episodic_retrieval = retrieval
+            for experts in (('short_term', 'episodic', 'spatial'), ('short_term', 'episodic')):
+                images[retrieval, experts] = model.imagine(poses, experts=experts,
+                                                           steps=1).images
+    finally:
+        model.close()
+    # With the render the retrieval stays off there; without it the keyframes are read.
+    all_three = ('short_term', 'episodic', 'spatial')
+    np.testing.assert_array_equal(images[True, all_three], images[False, all_three])
+    no_render = ('short_term', 'episodic')
+    assert not np.array_equal(images[True, no_render], images[False, no_render])
