@@ -81,8 +81,8 @@ class WorldModelConfig:
     composition: str = 'contrastive'     # contrastive | naive
     episodic_sees_recent_context: bool = True
     # The episodic expert also reads the keyframes taken nearest each target pose
-    # (memory/retrieval.py) in place of the recent frames.
-    episodic_retrieval: bool = False
+    # (memory/retrieval.py) in place of the recent frames, where they help.
+    episodic_retrieval: bool = True
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     context_interval_s: float = 0.5      # spacing of short-term context frames
     bf16: bool = True
@@ -155,6 +155,14 @@ class RolloutState:
     def stamp(self) -> int:
         """Stamp (ns) of the newest frame the state holds: nothing newer went into it."""
         return self.context[-1][2]
+
+
+@dataclass
+class Retrievable:
+    """What a rollout may retrieve: keyframes up to its moment, and its newest observed pose."""
+
+    batch: KeyframeBatch
+    newest_pose: np.ndarray
 
 
 @dataclass
@@ -304,7 +312,7 @@ class WorldModel:
         uses_render = any(q.render for q in composition.queries())
         state = self._state_for(state, uses_render, 'imagine()')
         context, K = state.context, state.K
-        keyframes = (self._keyframes_until(state.stamp)
+        keyframes = (Retrievable(self._keyframes_until(state.stamp), context[-1][1])
                      if any(q.retrieved for q in composition.queries()) else None)
         with self._sample_lock:
             use_threads(self.torch_threads)
@@ -408,7 +416,7 @@ class WorldModel:
         kept = arrays.stamp <= stamp
         return KeyframeBatch(rgb=arrays.rgb[kept], poses=arrays.pose[kept])
 
-    def _retrieved(self, keyframes, context, motion, target_poses, coverage):
+    def _retrieved(self, keyframes, context, motion, target_poses, coverage, newest_pose):
         """
         Per target: the keyframes nearest it and their motions, else the recent ones.
 
@@ -418,7 +426,8 @@ class WorldModel:
         config = self.config.retrieval
         for frames, chain_motion, target, covered in zip(context, motion, target_poses,
                                                          coverage):
-            index = (nearest_keyframes(keyframes.poses, target, self.context_frames, config)
+            index = (nearest_keyframes(keyframes.poses, target, self.context_frames, config,
+                                       newest_pose)
                      if covered < config.max_render_coverage else None)
             if index is None:
                 retrieved.append(frames)
@@ -434,7 +443,7 @@ class WorldModel:
         Build the last K frames of each path (the first repeated if fewer) and motions.
 
         ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets;
-        ``keyframes`` (a KeyframeBatch, or None) fills the retrieved context (see
+        ``keyframes`` (a Retrievable, or None) fills the retrieved context (see
         memory/retrieval.py).
         """
         context, chains = [], []
@@ -454,8 +463,9 @@ class WorldModel:
         device = self.device
         retrieved = {}
         if keyframes is not None:
-            frames, motions = self._retrieved(keyframes, context, motion, target_poses,
-                                              render[:, 3].mean(axis=(1, 2)))
+            frames, motions = self._retrieved(keyframes.batch, context, motion, target_poses,
+                                              render[:, 3].mean(axis=(1, 2)),
+                                              keyframes.newest_pose)
             retrieved = {'retrieved_context': images_to_tensor(frames, device),
                          'retrieved_motions': torch.as_tensor(motions, dtype=torch.float32,
                                                               device=device)}

@@ -27,6 +27,18 @@ def test_the_nearest_come_last_and_heading_counts():
     assert nearest_keyframes(KEYFRAMES, facing_back, 1).tolist() == [3]
 
 
+def test_just_ahead_of_the_robot_its_recent_frames_are_kept():
+    config = RetrievalConfig(min_gain_m=1.0)
+    target = poses((2.0, 0.0, 0.0))[0]
+    # The newest frame 1.5 m behind the target, keyframe 2 right there: 1.5 m nearer.
+    newest = poses((0.5, 0.0, 0.0))[0]
+    assert nearest_keyframes(KEYFRAMES, target, 2, config, newest) is not None
+    # The newest frame 0.5 m behind: the best keyframe is only 0.5 m nearer.
+    newest = poses((1.5, 0.0, 0.0))[0]
+    assert nearest_keyframes(KEYFRAMES, target, 2, config, newest) is None
+    assert nearest_keyframes(KEYFRAMES, target, 2, config) is not None
+
+
 def test_fewer_keyframes_than_context_slots_repeat_the_farthest():
     target = poses((0.2, 0.0, 0.0))[0]
     assert nearest_keyframes(KEYFRAMES[:2], target, 4).tolist() == [1, 1, 1, 0]
@@ -42,6 +54,8 @@ def test_nothing_is_retrieved_beyond_the_radius_or_turn_or_from_an_empty_buffer(
         RetrievalConfig(radius_m=0.0)
     with pytest.raises(ValueError, match='max_render_coverage in'):
         RetrievalConfig(max_render_coverage=1.5)
+    with pytest.raises(ValueError, match='min_gain_m >= 0'):
+        RetrievalConfig(min_gain_m=-1.0)
 
 
 def test_queries_reading_retrieved_keyframes_get_them_in_place_of_the_recent_frames():
@@ -67,7 +81,9 @@ def test_where_the_render_covers_the_view_no_keyframes_are_retrieved():
     from mowm_ros.world_model import WorldModel, WorldModelConfig
 
     frames = synthetic_frames(10)
+    # No margin over the newest frame: the targets here are only metres behind the robot.
     model = WorldModel(WorldModelConfig(finetune_on_observe=False, episodic_retrieval=True,
+                                        retrieval=RetrievalConfig(min_gain_m=0.0),
                                         torch_threads=1))
     try:
         for frame in frames:

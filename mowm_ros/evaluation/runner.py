@@ -71,7 +71,9 @@ class EvalConfig:
     shard: tuple = (0, 1)            # (index, count): evaluate every count-th seed from index
     condition: str = DEFAULT_CONDITION   # rgbd | rgb-only | drift
     drift: DriftConfig = field(default_factory=DriftConfig)   # seed + episode seed draws it
-    episodic_retrieval: bool = False     # the episodic expert reads keyframes near the target
+    # The episodic expert reads keyframes near the target (the world model's default).
+    episodic_retrieval: bool = field(
+        default_factory=lambda: WorldModelConfig().episodic_retrieval)
 
     def __post_init__(self):
         if self.condition not in CONDITIONS:

@@ -12,6 +12,7 @@ model's navigator (all experts, no memory) and a non-learned explorer; it writes
 ``--out/per_episode``.
 """
 
+import argparse
 import logging
 import sys
 
@@ -35,7 +36,8 @@ def _config(args):
         sampler_steps=args.steps, seed=args.seed, finetune_sync=args.finetune_sync,
         strip_frames=args.strip_frames, bf16=not args.no_bf16,
         rows=rows_from_keys(rows), shard=(index, count), condition=args.condition,
-        episodic_retrieval=args.episodic_retrieval)
+        **({} if args.episodic_retrieval is None
+           else {'episodic_retrieval': args.episodic_retrieval}))
 
 
 def _evaluate(args, make_config, run, finished_results, report, count):
@@ -169,9 +171,10 @@ def add_parser(subparsers):
                       help='rgbd: colour, depth and true poses; rgb-only: no depth (no '
                       'spatial memory, rows without spatial); drift: observed and queried '
                       'poses carry seeded wheel-odometry drift (results in OUT/CONDITION)')
-    maze.add_argument('--episodic-retrieval', action='store_true',
+    maze.add_argument('--episodic-retrieval', action=argparse.BooleanOptionalAction,
                       help='the episodic expert reads the keyframes taken nearest each target '
-                      'pose in place of the recent frames (memory/retrieval.py)')
+                      'pose in place of the recent frames (memory/retrieval.py; default: the '
+                      "world model's)")
     maze.add_argument('--rows', nargs='+',
                       choices=('stm', 'episodic', 'spatial', 'all', 'naive', 'window'),
                       help='rows to evaluate (default: all six; rgb-only: stm episodic window)')
