@@ -414,6 +414,8 @@ class WorldModel:
         """Return the episodic keyframes stamped at or before ``stamp`` (nothing newer)."""
         arrays = self.episodic.snapshot()
         kept = arrays.stamp <= stamp
+        if kept.all():                      # the usual case: no second copy of the images
+            return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
         return KeyframeBatch(rgb=arrays.rgb[kept], poses=arrays.pose[kept])
 
     def _retrieved(self, keyframes, context, motion, target_poses, coverage, newest_pose):

@@ -54,12 +54,13 @@ class LoRAConv2d(nn.Module):
         update = self.lora_up(self.lora_down(x)) * self.scaling
         return out + update * adapter_scale.view(-1, 1, 1, 1).to(update.dtype)
 
-    def folded_weight(self) -> torch.Tensor:
+    def folded_weight(self) -> tuple:
         """
-        Return W + scaling * B A in the frozen weight's dtype, recomputed only on a change.
+        Return (key, W + scaling * B A in the frozen weight's dtype, weight stacks by pattern).
 
-        The cache is keyed by the weights themselves and their in-place version counters:
-        loading an adapter set, an optimiser step or a reset all bump them.
+        Recomputed only on a change: the key is the weights themselves and their in-place
+        version counters, which loading an adapter set, an optimiser step or a reset all bump;
+        the stacks built from a fold are dropped with it.
         """
         weights = (self.base.weight, self.lora_down.weight, self.lora_up.weight)
         key = tuple((w, w._version) for w in weights)
