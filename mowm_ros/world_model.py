@@ -26,6 +26,7 @@ from mowm_ros.memory.episodic import EpisodicBuffer, EpisodicBufferConfig
 from mowm_ros.memory.retrieval import nearest_keyframes, RetrievalConfig
 from mowm_ros.memory.spatial import SpatialMemory, SpatialMemoryConfig
 from mowm_ros.memory.store import MemoryStore, Snapshot
+from mowm_ros.memory.travel import TravelLog
 from mowm_ros.model import checkpoint
 from mowm_ros.model.compiled import check_compile_mode
 from mowm_ros.model.composition import (Composition, expert_set, recall_composition,
@@ -85,6 +86,9 @@ class WorldModelConfig:
     episodic_retrieval: bool = True
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     context_interval_s: float = 0.5      # spacing of short-term context frames
+    # With drifting odometry: render the spatial memory and retrieve keyframes only from what
+    # was seen within the last this many metres travelled (memory/travel.py); 0: all of it.
+    trust_travel_m: float = 0.0
     bf16: bool = True
     compile_mode: str = ''               # '' eager, or a torch.compile mode (model/compiled.py)
     torch_threads: int = 0               # sampler threads; 0: the CPUs the finetuner leaves
@@ -109,6 +113,9 @@ class WorldModelConfig:
         if self.torch_threads < 0:
             raise ValueError(f'torch_threads must be >= 0 (0: automatic), got '
                              f'{self.torch_threads}')
+        if not (np.isfinite(self.trust_travel_m) and self.trust_travel_m >= 0):
+            raise ValueError(f'trust_travel_m must be finite and >= 0 (0: trust all), got '
+                             f'{self.trust_travel_m}')
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +157,7 @@ class RolloutState:
     context: list           # [(model rgb, camera pose, stamp)], oldest first, at least one
     K: np.ndarray           # model intrinsics
     spatial: object         # memory.spatial.SpatialView, or None when nothing renders
+    seen_after: int = None  # trust only memories from this stamp on (ns); None: all of them
 
     @property
     def stamp(self) -> int:
@@ -214,6 +222,7 @@ class WorldModel:
         self._sample_lock = threading.Lock()
         self.model_K = None
         self.frames_observed = 0
+        self._travel = TravelLog(config.trust_travel_m or np.inf)
         if config.finetune_on_observe and 'episodic' in config.experts:
             self.finetuner.start()
 
@@ -232,6 +241,7 @@ class WorldModel:
                 self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
                                        frame.pose, frame.K, int(frame.stamp))
             self.model_K = model_K
+            self._travel.add(frame.pose, frame.stamp)
             interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is None or frame.stamp - last_stamp >= interval:
                 self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
@@ -261,7 +271,12 @@ class WorldModel:
             if not self._context:
                 raise RuntimeError('a rollout needs at least one observed frame')
             return RolloutState(list(self._context), self.model_K,
-                                self.spatial.view() if render else None)
+                                self.spatial.view() if render else None, self._seen_after())
+
+    def _seen_after(self):
+        """Stamp from which memories are trusted (``trust_travel_m``); None: all of them."""
+        trust = self.config.trust_travel_m
+        return self._travel.stamp_within(trust) if trust > 0 else None
 
     def reset(self) -> None:
         """Forget everything observed: memories, context and finetuned adapters."""
@@ -269,6 +284,7 @@ class WorldModel:
         with self._state_lock:
             self.spatial.reset()
             self._context.clear()
+            self._travel.reset()
         self.episodic.reset()
         self.frames_observed = 0
 
@@ -312,7 +328,8 @@ class WorldModel:
         uses_render = any(q.render for q in composition.queries())
         state = self._state_for(state, uses_render, 'imagine()')
         context, K = state.context, state.K
-        keyframes = (Retrievable(self._keyframes_until(state.stamp), context[-1][1])
+        keyframes = (Retrievable(self._keyframes_until(state.stamp, state.seen_after),
+                                 context[-1][1])
                      if any(q.retrieved for q in composition.queries()) else None)
         with self._sample_lock:
             use_threads(self.torch_threads)
@@ -325,7 +342,8 @@ class WorldModel:
             predictions = []
             for step in range(horizon):
                 cond = self._conditioning(images, frame_poses, poses[:, step], K,
-                                          state.spatial if uses_render else None, keyframes)
+                                          state.spatial if uses_render else None, keyframes,
+                                          state.seen_after)
                 frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                          steps or self.config.sampler_steps, generator)
                 frames = tensor_to_images(frames)
@@ -370,7 +388,8 @@ class WorldModel:
             generator = torch.Generator(device=self.device).manual_seed(
                 self.config.seed if seed is None else seed)
             cond = self._conditioning([images] * len(poses), [frame_poses] * len(poses), poses,
-                                      state.K, state.spatial if uses_render else None)
+                                      state.K, state.spatial if uses_render else None,
+                                      seen_after=state.seen_after)
             frames = sample_composed(composition, self.evaluators, self.diffusion, cond,
                                      steps or self.config.sampler_steps, generator,
                                      shared_noise=True)
@@ -384,13 +403,14 @@ class WorldModel:
         """
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
         if state is not None:
-            K, memory = state.K, state.spatial
+            K, memory, seen_after = state.K, state.spatial, state.seen_after
         else:
             with self._state_lock:
-                K, memory = self.model_K, self.spatial
+                K, memory, seen_after = self.model_K, self.spatial, self._seen_after()
         if K is None or memory is None:
             raise RuntimeError('render_memory() needs at least one observed frame')
-        views = [memory.render(pose, K, self.size, self.size) for pose in poses]
+        views = [memory.render(pose, K, self.size, self.size, seen_after=seen_after)
+                 for pose in poses]
         return (np.stack([view.rgb for view in views]).astype(np.uint8),
                 np.stack([view.mask for view in views]).astype(bool))
 
@@ -410,10 +430,16 @@ class WorldModel:
         with self._state_lock:
             return np.array(self._context[-1][1]) if self._context else None
 
-    def _keyframes_until(self, stamp):
-        """Return the episodic keyframes stamped at or before ``stamp`` (nothing newer)."""
+    def _keyframes_until(self, stamp, seen_after=None):
+        """
+        Return the episodic keyframes stamped at or before ``stamp`` (nothing newer).
+
+        With ``seen_after``, only those stamped at or after it (trusted travel).
+        """
         arrays = self.episodic.snapshot()
         kept = arrays.stamp <= stamp
+        if seen_after is not None:
+            kept &= arrays.stamp >= seen_after
         if kept.all():                      # the usual case: no second copy of the images
             return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
         return KeyframeBatch(rgb=arrays.rgb[kept], poses=arrays.pose[kept])
@@ -440,11 +466,13 @@ class WorldModel:
             motions.append(geometry.relative_motion(chain[:-1], chain[1:]))
         return np.stack(retrieved), np.stack(motions)
 
-    def _conditioning(self, images, frame_poses, target_poses, K, spatial, keyframes=None):
+    def _conditioning(self, images, frame_poses, target_poses, K, spatial, keyframes=None,
+                      seen_after=None):
         """
         Build the last K frames of each path (the first repeated if fewer) and motions.
 
-        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets;
+        ``spatial`` (a SpatialView, or None for no render) renders the memory at the targets
+        (only points seen at or after ``seen_after``, when given);
         ``keyframes`` (a Retrievable, or None) fills the retrieved context (see
         memory/retrieval.py).
         """
@@ -458,7 +486,7 @@ class WorldModel:
         render = np.zeros((len(images), 4, self.size, self.size), np.float32)
         if spatial is not None:
             for b, pose in enumerate(target_poses):
-                view = spatial.render(pose, K, self.size, self.size)
+                view = spatial.render(pose, K, self.size, self.size, seen_after=seen_after)
                 # As in training: uncovered pixels are 0 (mid-grey), the mask says which.
                 render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
                 render[b, 3] = view.mask

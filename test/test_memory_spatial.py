@@ -57,6 +57,29 @@ def test_rendering_at_integrated_poses_of_a_trajectory_reproduces_the_frames(
     assert np.mean(scores) >= mean_db
 
 
+def test_seen_after_renders_only_the_points_last_seen_since_that_stamp():
+    # With drifting odometry old points lie elsewhere: render can leave them out by stamp.
+    frames = room_frames(room_poses(8, seed=1))
+    memory = SpatialMemory()
+    integrate_all(memory, frames)                     # stamps 1 s .. 8 s
+    first = frames[0]
+    everything = memory.render(first.pose, first.K, 64, 64)
+    assert everything.coverage > 0.5
+    same = memory.render(first.pose, first.K, 64, 64, seen_after=1 * SECOND)
+    np.testing.assert_array_equal(same.rgb, everything.rgb)
+    recent = SpatialMemory()
+    integrate_all(recent, frames[6:], start=7)
+    only_recent = memory.render(first.pose, first.K, 64, 64, seen_after=7 * SECOND)
+    # Exactly the voxels the last two frames saw (seen again later or not at all earlier).
+    reference = recent.render(first.pose, first.K, 64, 64)
+    assert only_recent.coverage < everything.coverage
+    np.testing.assert_array_equal(only_recent.mask, reference.mask)
+    view = memory.view()
+    np.testing.assert_array_equal(
+        view.render(first.pose, first.K, 64, 64, seen_after=7 * SECOND).mask, reference.mask)
+    assert not memory.render(first.pose, first.K, 64, 64, seen_after=9 * SECOND).mask.any()
+
+
 def test_nearer_surface_occludes_points_remembered_behind_it():
     wall = Box((4.0, -3.0, 0.0), (4.2, 3.0, 2.5), (200, 30, 30))
     floor = Box((-1.0, -3.0, -0.1), (5.0, 3.0, 0.0), (120, 120, 120))

@@ -74,6 +74,8 @@ class EvalConfig:
     # The episodic expert reads keyframes near the target (the world model's default).
     episodic_retrieval: bool = field(
         default_factory=lambda: WorldModelConfig().episodic_retrieval)
+    # Trust only the memory seen within this many metres travelled (WorldModelConfig).
+    trust_travel_m: float = 0.0
 
     def __post_init__(self):
         if self.condition not in CONDITIONS:
@@ -131,7 +133,8 @@ class EvalConfig:
                 'episode_steps': self.episode_steps, 'sampler_steps': self.sampler_steps,
                 'seed': self.seed, 'finetune_sync': self.finetune_sync, 'bf16': self.bf16,
                 'rows': [asdict(row) for row in self.rows], 'world_model': world_model_settings(),
-                **self.condition_signature(), **self.retrieval_signature()}
+                **self.condition_signature(), **self.retrieval_signature(),
+                **({'trust_travel_m': self.trust_travel_m} if self.trust_travel_m else {})}
 
     def retrieval_signature(self):
         """Return the retrieval settings when it is on; none when off (as results before it)."""
@@ -200,7 +203,7 @@ def make_world_model(config):
         checkpoint=str(config.checkpoint), device=config.device,
         sampler_steps=config.sampler_steps, experts=tuple(experts), bf16=config.bf16,
         seed=config.seed, context_interval_s=0.0,
-        episodic_retrieval=config.episodic_retrieval))
+        episodic_retrieval=config.episodic_retrieval, trust_travel_m=config.trust_travel_m))
 
 
 def observe_context(model, episode, split, finetune_sync, poses=None, use_depth=True):

@@ -179,15 +179,19 @@ class _Cloud:
 
     main_xyz: np.ndarray
     main_rgb: np.ndarray
+    main_seen: np.ndarray       # last_seen stamps (ns)
     chunk_ids: np.ndarray       # replaced, never changed in place, when the main table changes
     chunk_offsets: np.ndarray
     recent_xyz: np.ndarray
     recent_rgb: np.ndarray
+    recent_seen: np.ndarray
 
     def copy(self):
-        # Integration updates positions and colours in place; the chunk index is replaced.
-        return _Cloud(self.main_xyz.copy(), self.main_rgb.copy(), self.chunk_ids,
-                      self.chunk_offsets, self.recent_xyz.copy(), self.recent_rgb.copy())
+        # Integration updates positions, colours and stamps in place; the chunk index is
+        # replaced.
+        return _Cloud(self.main_xyz.copy(), self.main_rgb.copy(), self.main_seen.copy(),
+                      self.chunk_ids, self.chunk_offsets, self.recent_xyz.copy(),
+                      self.recent_rgb.copy(), self.recent_seen.copy())
 
     def runs_in(self, view, voxel_size):
         in_view = voxels.chunks_in_view(self.chunk_ids, voxel_size, view['pose'], view['K'],
@@ -195,11 +199,19 @@ class _Cloud:
                                         view['far'], view['margin'])
         return voxels.selected_runs(self.chunk_offsets, in_view)
 
-    def points_in(self, view, voxel_size):
-        """Copy the points of the chunks in view and every recent point."""
+    def points_in(self, view, voxel_size, seen_after=None):
+        """
+        Copy the points of the chunks in view and every recent point.
+
+        ``seen_after`` (ns): only the points last seen at or after that stamp.
+        """
         runs = self.runs_in(view, voxel_size)
         xyz = np.concatenate([self.main_xyz[a:b] for a, b in runs] + [self.recent_xyz])
         rgb = np.concatenate([self.main_rgb[a:b] for a, b in runs] + [self.recent_rgb])
+        if seen_after is not None:
+            seen = np.concatenate([self.main_seen[a:b] for a, b in runs] + [self.recent_seen])
+            kept = seen >= seen_after
+            xyz, rgb = xyz[kept], rgb[kept]
         return xyz, rgb
 
 
@@ -239,10 +251,10 @@ class SpatialView:
         return len(self._cloud.main_xyz) + len(self._cloud.recent_xyz)
 
     def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-               far=None) -> RenderedView:
+               far=None, seen_after=None) -> RenderedView:
         view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
                              far)
-        return _render(*self._cloud.points_in(view, self.config.voxel_size), view)
+        return _render(*self._cloud.points_in(view, self.config.voxel_size, seen_after), view)
 
 
 class SpatialMemory:
@@ -423,17 +435,19 @@ class SpatialMemory:
     # Views and exports -----------------------------------------------------------------------
 
     def render(self, pose, K, width, height, point_size=None, max_radius=None, near=None,
-               far=None) -> RenderedView:
+               far=None, seen_after=None) -> RenderedView:
         """
         Render the memory as seen from ``pose`` with intrinsics ``K``: a render.RenderedView.
 
         Only chunks that meet the view frustum are copied (under the lock) and splatted with
         an exact z-buffer; splat size and clipping planes default to the config's.
+        ``seen_after`` (ns) renders only the points last seen at or after that stamp (with
+        drifting odometry, older points lie elsewhere in the odometry frame).
         """
         view = _view_options(self.config, pose, K, width, height, point_size, max_radius, near,
                              far)
         with self._lock:
-            xyz, rgb = self._cloud().points_in(view, self.config.voxel_size)
+            xyz, rgb = self._cloud().points_in(view, self.config.voxel_size, seen_after)
         return _render(xyz, rgb, view)
 
     def view(self) -> SpatialView:
@@ -456,8 +470,9 @@ class SpatialMemory:
 
     def _cloud(self):
         """Return the live points as a _Cloud (no copy): call with the lock held."""
-        return _Cloud(self._main.xyz, self._main.rgb, self._chunk_ids, self._chunk_offsets,
-                      self._recent.xyz, self._recent.rgb)
+        return _Cloud(self._main.xyz, self._main.rgb, self._main.last_seen, self._chunk_ids,
+                      self._chunk_offsets, self._recent.xyz, self._recent.rgb,
+                      self._recent.last_seen)
 
     def points_and_colors(self) -> tuple:
         """Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2."""

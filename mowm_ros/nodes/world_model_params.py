@@ -61,6 +61,10 @@ SPECS = {
     'retrieval_radius_m': Spec(RetrievalConfig().radius_m,
                                'keyframes are retrieved for a pose only if one lies this close',
                                positive=True),
+    'trust_travel_m': Spec(default_of(_MODEL, 'trust_travel_m'),
+                           'drifting wheel odometry: render and retrieve only what was seen '
+                           'within the last this many metres travelled; 0 = all of it',
+                           minimum=0.0),
     'max_points': Spec(1_000_000, 'spatial memory cap (points)', minimum=1),
     'voxel_size': Spec(0.0, 'spatial memory voxel (m); 0 = as the checkpoint was trained',
                        minimum=0.0),
@@ -166,7 +170,8 @@ def model_config_from(params):
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
         torch_threads=int(params['torch_threads']),
         episodic_retrieval=bool(params['episodic_retrieval']),
-        retrieval=RetrievalConfig(radius_m=float(params['retrieval_radius_m'])))
+        retrieval=RetrievalConfig(radius_m=float(params['retrieval_radius_m'])),
+        trust_travel_m=float(params['trust_travel_m']))
 
 
 def navigator_config_from(params):

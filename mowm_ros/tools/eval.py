@@ -36,6 +36,7 @@ def _config(args):
         sampler_steps=args.steps, seed=args.seed, finetune_sync=args.finetune_sync,
         strip_frames=args.strip_frames, bf16=not args.no_bf16,
         rows=rows_from_keys(rows), shard=(index, count), condition=args.condition,
+        trust_travel_m=args.trust_travel_m,
         **({} if args.episodic_retrieval is None
            else {'episodic_retrieval': args.episodic_retrieval}))
 
@@ -175,6 +176,10 @@ def add_parser(subparsers):
                       help='the episodic expert reads the keyframes taken nearest each target '
                       'pose in place of the recent frames (memory/retrieval.py; default: the '
                       "world model's)")
+    maze.add_argument('--trust-travel-m', type=float, default=0.0, metavar='M',
+                      help='render the spatial memory and retrieve keyframes only from what was '
+                      'seen within the last M metres travelled (for drifting odometry; '
+                      'default 0: all of it)')
     maze.add_argument('--rows', nargs='+',
                       choices=('stm', 'episodic', 'spatial', 'all', 'naive', 'window'),
                       help='rows to evaluate (default: all six; rgb-only: stm episodic window)')
