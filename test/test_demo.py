@@ -109,3 +109,21 @@ def test_rgb_only_demo_predicts_from_short_term_and_episodic(tmp_path, capsys, d
     assert not (out / 'memory_cloud.ply').exists(), 'an empty cloud was written'
     printed = capsys.readouterr().out
     assert 'demo finished' in printed and 'PSNR' in printed and 'memory_cloud' not in printed
+
+
+def test_drift_demo_runs_with_the_world_model_trusting_only_recent_travel(
+        tmp_path, capsys, domain_id, monkeypatch):
+    from mowm_ros.nodes.demo import DemoConfig, DRIFT_TRUST_TRAVEL_M, trusted_travel
+
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
+    out = tmp_path / 'demo'
+    assert cli.main(['demo', '--out', str(out), '--steps', '24', '--rate', '8',
+                     '--drift']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    # The node was configured with the drift setting (read back from its parameter).
+    assert metrics['config']['drift'] is True
+    assert metrics['config']['trust_travel_m'] == DRIFT_TRUST_TRAVEL_M
+    assert metrics['predictions_published'] >= 1 and metrics['memory_points'] > 0
+    assert 'demo finished' in capsys.readouterr().out
+    assert trusted_travel(DemoConfig()) == 0.0
+    assert trusted_travel(DemoConfig(drift=True, trust_travel_m=0.0)) == 0.0

@@ -98,3 +98,13 @@ def test_world_model_trust_travel_must_be_finite_and_not_negative(trust):
 
     with pytest.raises(ValueError, match='trust_travel_m'):
         WorldModelConfig(trust_travel_m=trust)
+
+
+def test_the_node_parameter_sets_the_trusted_travel_and_refuses_a_negative_one():
+    from mowm_ros.nodes.world_model_params import check_parameter, model_config_from, PARAMETERS
+
+    assert PARAMETERS['trust_travel_m'] == 0.0          # trust everything unless asked
+    assert model_config_from(dict(PARAMETERS, trust_travel_m=4.0)).trust_travel_m == 4.0
+    for bad in (-1.0, math.nan):
+        reason = check_parameter('trust_travel_m', bad)
+        assert reason is not None and 'trust_travel_m' in reason, reason

@@ -7,6 +7,7 @@
     mowm demo --rgb-only     # the node ignores depth: short-term + episodic experts only
     mowm demo --real-time    # the robot does not wait for the world model
     mowm demo --drift        # the robot's odometry drifts like wheel odometry
+    mowm demo --drift --trust-travel-m 0     # ... and the world model trusts all its memory
 """
 
 import os
@@ -24,7 +25,8 @@ def run(args):
         torch.set_num_threads(args.threads)
     config = DemoConfig(out_dir=args.out, seed=args.seed, steps=args.steps,
                         rate_hz=args.rate, live=args.live, rgb_only=args.rgb_only,
-                        drift=args.drift, lockstep=not args.real_time,
+                        drift=args.drift, trust_travel_m=args.trust_travel_m,
+                        lockstep=not args.real_time,
                         view_port=args.port if args.view else 0)
     try:
         summary = run_demo(config)
@@ -56,6 +58,9 @@ def add_parser(subparsers):
                         help="the robot's odometry drifts as uncalibrated wheel odometry does "
                         '(0.03 rad per metre, 2%% scale; mowm_ros/data/drift.py); the camera '
                         'stays the truth')
+    parser.add_argument('--trust-travel-m', type=float, default=None, metavar='M',
+                        help='the world model renders and retrieves only memory seen within the '
+                        'last M metres travelled (default: 4 with --drift, else 0: all of it)')
     parser.add_argument('--real-time', action='store_true',
                         help='the robot steps at --rate of wall time whether or not the world '
                         'model keeps up (the default waits for it: simulated time, scores '
