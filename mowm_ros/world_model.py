@@ -222,7 +222,8 @@ class WorldModel:
         self._sample_lock = threading.Lock()
         self.model_K = None
         self.frames_observed = 0
-        self._travel = TravelLog(config.trust_travel_m or np.inf)
+        # Distance travelled, kept only when memory is trusted over recent travel alone.
+        self._travel = TravelLog(config.trust_travel_m) if config.trust_travel_m > 0 else None
         if config.finetune_on_observe and 'episodic' in config.experts:
             self.finetuner.start()
 
@@ -241,7 +242,8 @@ class WorldModel:
                 self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
                                        frame.pose, frame.K, int(frame.stamp))
             self.model_K = model_K
-            self._travel.add(frame.pose, frame.stamp)
+            if self._travel is not None:
+                self._travel.add(frame.pose, frame.stamp)
             interval = int(self.config.context_interval_s * 1e9)
             if last_stamp is None or frame.stamp - last_stamp >= interval:
                 self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
@@ -275,8 +277,9 @@ class WorldModel:
 
     def _seen_after(self):
         """Stamp from which memories are trusted (``trust_travel_m``); None: all of them."""
-        trust = self.config.trust_travel_m
-        return self._travel.stamp_within(trust) if trust > 0 else None
+        if self._travel is None:
+            return None
+        return self._travel.stamp_within(self.config.trust_travel_m)
 
     def reset(self) -> None:
         """Forget everything observed: memories, context and finetuned adapters."""
@@ -284,7 +287,8 @@ class WorldModel:
         with self._state_lock:
             self.spatial.reset()
             self._context.clear()
-            self._travel.reset()
+            if self._travel is not None:
+                self._travel.reset()
         self.episodic.reset()
         self.frames_observed = 0
 

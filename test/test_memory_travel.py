@@ -3,7 +3,7 @@
 import math
 
 from mowm_ros import geometry
-from mowm_ros.memory.travel import TravelLog
+from mowm_ros.memory.travel import RESOLUTION, TravelLog
 import numpy as np
 import pytest
 
@@ -15,7 +15,7 @@ def pose_at(x, y, z=0.8, yaw=0.0):
 
 
 def test_distance_is_the_planar_path_length_and_stamps_answer_by_travel():
-    log = TravelLog()
+    log = TravelLog(100.0)
     assert log.stamp_within(5.0) is None
     # 1 m steps along x, then a vertical move (not travel on the ground) and 1 m along y.
     for i in range(4):
@@ -41,18 +41,32 @@ def test_only_the_stretch_within_keep_m_is_kept_over_a_long_drive():
     assert len(log) == 0 and log.distance == 0.0 and log.stamp_within(1.0) is None
 
 
-@pytest.mark.parametrize('keep', [0.0, -1.0, math.nan])
-def test_keep_must_be_positive(keep):
+@pytest.mark.parametrize('keep', [0.0, -1.0, math.nan, math.inf])
+def test_keep_must_be_positive_and_finite(keep):
     with pytest.raises(ValueError, match='keep_m'):
         TravelLog(keep)
 
 
-def test_a_pose_that_stays_put_adds_no_distance():
-    log = TravelLog()
+def test_a_pose_that_stays_put_adds_no_distance_and_no_entries():
+    log = TravelLog(1.0)
     for i in range(5):
         log.add(pose_at(1.0, 2.0, yaw=0.3 * i), (i + 1) * SECOND)
-    assert log.distance == 0.0
+    assert log.distance == 0.0 and len(log) == 1
     np.testing.assert_equal(log.stamp_within(0.0), 1 * SECOND)
+
+
+def test_hours_of_jitter_in_place_keep_the_log_bounded():
+    # 10,000 frames of 1 mm odometry noise around one spot: 10 m of "travel" in tiny steps.
+    log = TravelLog(4.0)
+    rng = np.random.default_rng(0)
+    for i in range(10_000):
+        x, y = 1.0 + 0.001 * rng.standard_normal(2)
+        log.add(pose_at(x, y), (i + 1) * SECOND)
+    assert len(log) <= RESOLUTION + 2, len(log)
+    newest = log.stamp_within(0.0)
+    assert 9_900 * SECOND <= newest <= 10_000 * SECOND      # within spacing_m of the end
+    oldest = log.stamp_within(4.0)
+    assert oldest < newest
 
 
 def test_world_model_trusting_recent_travel_leaves_older_memory_out():

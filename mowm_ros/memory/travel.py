@@ -5,7 +5,8 @@ With drifting wheel odometry (``mowm_ros.data.drift``) the pose error grows with
 travelled, so what the memories hold from long ago lies elsewhere in the odometry frame; the
 recent stretch stays consistent. ``TravelLog`` answers "which stamp was ``metres`` of travel
 ago", which is how far back a memory can be trusted (``WorldModelConfig.trust_travel_m``).
-Only the part of the drive within ``keep_m`` is kept, so the log stays bounded over hours.
+Only the part of the drive within ``keep_m`` is kept, one entry per ``keep_m / 256`` of
+travel at most, so the log stays bounded over hours, standing still included.
 """
 
 from collections import deque
@@ -14,12 +15,16 @@ import math
 import numpy as np
 
 
+RESOLUTION = 256     # entries per keep_m of travel, at most
+
+
 class TravelLog:
 
-    def __init__(self, keep_m=math.inf) -> None:
-        if not (keep_m > 0):
-            raise ValueError(f'keep_m must be positive, got {keep_m}')
+    def __init__(self, keep_m) -> None:
+        if not (0 < keep_m < math.inf):
+            raise ValueError(f'keep_m must be positive and finite, got {keep_m}')
         self.keep_m = keep_m
+        self.spacing_m = keep_m / RESOLUTION
         self.reset()
 
     def reset(self) -> None:
@@ -36,7 +41,10 @@ class TravelLog:
         if self._position is not None:
             self.distance += float(np.hypot(*(position - self._position)))
         self._position = position
-        self._log.append((int(stamp), self.distance))
+        # A pose that travelled less than spacing_m since the last entry adds none: the older
+        # entry answers for both (at most spacing_m more trust than asked).
+        if not self._log or self.distance - self._log[-1][1] >= self.spacing_m:
+            self._log.append((int(stamp), self.distance))
         # Drop entries older than keep_m of travel, keeping the last one beyond it.
         while len(self._log) > 1 and self._log[1][1] < self.distance - self.keep_m:
             self._log.popleft()
@@ -45,7 +53,8 @@ class TravelLog:
         """
         Return the stamp of the oldest pose logged within the last ``metres`` of travel.
 
-        None before any pose was logged. ``metres`` beyond ``keep_m`` answer as for ``keep_m``.
+        None before any pose was logged. ``metres`` beyond ``keep_m`` answer as for ``keep_m``;
+        the answer is exact to ``spacing_m``.
         """
         if not self._log:
             return None
