@@ -418,6 +418,17 @@ class WorldModel:
         return (np.stack([view.rgb for view in views]).astype(np.uint8),
                 np.stack([view.mask for view in views]).astype(bool))
 
+    def occupancy_grid(self, **options):
+        """
+        Return the spatial memory's OccupancyGrid (``SpatialMemory.occupancy_grid`` ``options``).
+
+        With ``trust_travel_m`` only what was seen within that travel: older obstacles lie
+        elsewhere in a drifting odometry frame.
+        """
+        with self._state_lock:
+            memory, seen_after = self.spatial, self._seen_after()
+        return memory.occupancy_grid(seen_after=seen_after, **options)
+
     def recent_context(self) -> list:
         """Return the short-term context, oldest first: [(model rgb, camera pose, stamp)]."""
         with self._state_lock:

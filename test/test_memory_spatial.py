@@ -80,6 +80,23 @@ def test_seen_after_renders_only_the_points_last_seen_since_that_stamp():
     assert not memory.render(first.pose, first.K, 64, 64, seen_after=9 * SECOND).mask.any()
 
 
+def test_seen_after_builds_the_occupancy_grid_from_the_points_seen_since():
+    frames = room_frames(room_poses(8, seed=1))
+    memory = SpatialMemory()
+    integrate_all(memory, frames)                     # stamps 1 s .. 8 s
+    recent = SpatialMemory()
+    integrate_all(recent, frames[6:], start=7)
+    bounds = (-0.5, -0.5, 6.5, 5.5)
+    everything = memory.occupancy_grid(resolution=0.1, bounds=bounds)
+    trusted = memory.occupancy_grid(resolution=0.1, bounds=bounds, seen_after=7 * SECOND)
+    reference = recent.occupancy_grid(resolution=0.1, bounds=bounds)
+    known = (trusted.cells != UNKNOWN).sum()
+    assert 0 < known < (everything.cells != UNKNOWN).sum()
+    # The voxels the last two frames saw (their means may hold older samples too).
+    agree = (trusted.cells == reference.cells).mean()
+    assert agree >= 0.99, agree
+
+
 def test_nearer_surface_occludes_points_remembered_behind_it():
     wall = Box((4.0, -3.0, 0.0), (4.2, 3.0, 2.5), (200, 30, 30))
     floor = Box((-1.0, -3.0, -0.1), (5.0, 3.0, 0.0), (120, 120, 120))

@@ -3,6 +3,7 @@
 import math
 
 from mowm_ros import geometry
+from mowm_ros.memory.spatial import UNKNOWN
 from mowm_ros.memory.travel import RESOLUTION, TravelLog
 import numpy as np
 import pytest
@@ -92,6 +93,10 @@ def test_world_model_trusting_recent_travel_leaves_older_memory_out():
         trusted = models[0.5].render_memory(old, state)[1].mean(axis=(1, 2))
         everything = models[0.0].render_memory(old)[1].mean(axis=(1, 2))
         assert (trusted < everything).all(), (trusted, everything)
+        # The costmap for Nav2 too: the floor seen only at the start is no longer known.
+        known = {trust: (model.occupancy_grid(resolution=0.1).cells != UNKNOWN).sum()
+                 for trust, model in models.items()}
+        assert 0 < known[0.5] < known[0.0], known
         for trust, model in models.items():
             for on in (True, False):
                 model.config.episodic_retrieval = on

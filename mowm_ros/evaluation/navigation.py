@@ -302,7 +302,9 @@ def drive_with_navigator(robot, model, row, goal_rgb, config):
                                   steps=config.sampler_steps,
                                   recall_distance=config.recall_distance, seed=config.seed)
     navigator = ImageGoalNavigator(
-        imagine, lambda: model.spatial.occupancy_grid(c.grid_resolution, c.z_min, c.z_max),
+        imagine,
+        lambda: model.occupancy_grid(resolution=c.grid_resolution, z_min=c.z_min,
+                                     z_max=c.z_max),
         c, keyframes=world_model_keyframes(model, mount))
     follower = PathFollower(PathFollowerConfig(lookahead_m=config.lookahead,
                                                goal_tolerance_m=0.8 * c.arrive_distance))

@@ -489,7 +489,8 @@ class SpatialMemory:
         return cloud
 
     def occupancy_grid(self, resolution=0.05, z_min=0.1, z_max=1.5, floor_band=0.3,
-                       min_points=1, bounds=None, max_cells=16_000_000) -> OccupancyGrid:
+                       min_points=1, bounds=None, max_cells=16_000_000,
+                       seen_after=None) -> OccupancyGrid:
         """
         Project the memory onto a 2D grid for Nav2 (see OccupancyGrid).
 
@@ -497,13 +498,20 @@ class SpatialMemory:
         [z_min, z_max] (the robot's height band); free when it has no such point but holds
         floor points, z in [z_min - floor_band, z_min); unknown otherwise. ``bounds``
         (x_min, y_min, x_max, y_max) fixes the extent; by default it is that of those points.
+        ``seen_after`` (ns): only the points last seen at or after that stamp (see ``render``).
         """
         if not (_positive(resolution) and _finite(z_min) and _finite(z_max) and z_max > z_min
                 and _finite(floor_band) and floor_band >= 0 and _whole(min_points, 1)):
             raise ValueError('occupancy_grid needs resolution > 0, z_max > z_min, '
                              f'floor_band >= 0 and min_points >= 1, got {resolution}, {z_min}, '
                              f'{z_max}, {floor_band}, {min_points}')
-        xyz, _ = self.points_and_colors()
+        if seen_after is None:
+            xyz, _ = self.points_and_colors()
+        else:
+            with self._lock:
+                xyz = np.concatenate([self._main.xyz, self._recent.xyz])
+                seen = np.concatenate([self._main.last_seen, self._recent.last_seen])
+            xyz = xyz[seen >= seen_after]
         z = xyz[:, 2]
         in_band = (z >= z_min) & (z <= z_max)
         on_floor = (z >= z_min - floor_band) & (z < z_min)

@@ -44,7 +44,7 @@ class ImageGoalMixin:
 
     def _occupancy_for_goal(self):
         c = self.navigator.config
-        return self.model.spatial.occupancy_grid(
+        return self.model.occupancy_grid(
             resolution=self.params['costmap_resolution'], z_min=c.z_min, z_max=c.z_max)
 
     def _on_goal_image(self, msg):

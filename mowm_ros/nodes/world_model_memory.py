@@ -30,7 +30,7 @@ class MemoryMixin:
             points, colours = points[keep], colours[keep]
         self.cloud_pub.publish(conversions.points_to_cloud(points, colours, frame, stamp))
         self.keyframes_pub.publish(self._keyframe_markers(frame, stamp))
-        grid = self.model.spatial.occupancy_grid(resolution=self.params['costmap_resolution'])
+        grid = self.model.occupancy_grid(resolution=self.params['costmap_resolution'])
         self.costmap_pub.publish(self._occupancy_message(grid, frame, stamp))
 
     def _keyframe_markers(self, frame, stamp):
