@@ -474,11 +474,19 @@ class SpatialMemory:
                       self._chunk_offsets, self._recent.xyz, self._recent.rgb,
                       self._recent.last_seen)
 
-    def points_and_colors(self) -> tuple:
-        """Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2."""
+    def points_and_colors(self, seen_after=None) -> tuple:
+        """
+        Return copies of all points: xyz float32 (N, 3), rgb uint8 (N, 3) for a PointCloud2.
+
+        ``seen_after`` (ns): only the points last seen at or after that stamp.
+        """
         with self._lock:
-            return (np.concatenate([self._main.xyz, self._recent.xyz]),
-                    np.concatenate([self._main.rgb, self._recent.rgb]))
+            xyz = np.concatenate([self._main.xyz, self._recent.xyz])
+            rgb = np.concatenate([self._main.rgb, self._recent.rgb])
+            if seen_after is None:
+                return xyz, rgb
+            kept = np.concatenate([self._main.last_seen, self._recent.last_seen]) >= seen_after
+        return xyz[kept], rgb[kept]
 
     def to_open3d(self) -> 'open3d.t.geometry.PointCloud':  # noqa: F821 - open3d is lazy
         """Return the cloud as an open3d tensor PointCloud (positions, colors in [0, 1])."""
@@ -505,13 +513,7 @@ class SpatialMemory:
             raise ValueError('occupancy_grid needs resolution > 0, z_max > z_min, '
                              f'floor_band >= 0 and min_points >= 1, got {resolution}, {z_min}, '
                              f'{z_max}, {floor_band}, {min_points}')
-        if seen_after is None:
-            xyz, _ = self.points_and_colors()
-        else:
-            with self._lock:
-                xyz = np.concatenate([self._main.xyz, self._recent.xyz])
-                seen = np.concatenate([self._main.last_seen, self._recent.last_seen])
-            xyz = xyz[seen >= seen_after]
+        xyz, _ = self.points_and_colors(seen_after)
         z = xyz[:, 2]
         in_band = (z >= z_min) & (z <= z_max)
         on_floor = (z >= z_min - floor_band) & (z < z_min)
