@@ -126,6 +126,21 @@ def test_run_resumes_splits_revisits_and_writes_the_report(tmp_path, tiny_checkp
     assert len(summary['targets']) == 1 + 2 * 4 + 2 + 2   # + issue 14's two rgbd targets
     table = (out / 'results.md').read_text()
     assert '| sliding window |' in table and 'beats no memory on revisits' in table
+    # Item 3 of issue 14: finetuning steps and the finetuning thread's CPU time per 100
+    # observed frames, from what each episode recorded while observing.
+    observed = [r['observed'] for r in results]
+    assert all(o['finetune_steps'] >= 1 and o['finetune_cpu_seconds'] > 0 for o in observed)
+    cost = summary['finetuning_per_100_frames']
+    frames = sum(o['frames'] for o in observed)
+    assert cost['steps'] == pytest.approx(100 * sum(o['finetune_steps'] for o in observed)
+                                          / frames)
+    assert cost['cpu_seconds'] == pytest.approx(
+        100 * sum(o['finetune_cpu_seconds'] for o in observed) / frames)
+    assert 'Episodic finetuning per 100 observed frames' in table
+    # Results written before the CPU time was recorded are left out of it, not a KeyError.
+    for o in observed:
+        del o['finetune_cpu_seconds']
+    assert report.finetuning_cost(observed) is None
 
 
 def cli_argv(tmp_path, checkpoint, *extra):

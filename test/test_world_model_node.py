@@ -194,6 +194,9 @@ def test_rgb_only_node_runs_short_term_and_episodic_and_predicts(ros, tmp_path, 
         'the episodic adapters were never finetuned'
     assert len(node.model.episodic) >= 1
     assert len(node.model.spatial) == 0, 'depth was fused although use_depth is false'
+    # The diagnostics report what finetuning cost (issue 14, item 3).
+    values = node.status_values()
+    assert int(values['finetuning steps']) >= 1 and float(values['finetuning CPU-seconds']) > 0
 
 
 def test_restarted_node_restores_its_memory(ros, tmp_path, episode_path):

@@ -83,12 +83,29 @@ def aggregate(results):
         'settings': results[0]['signature'], 'rows': rows,
         'revisit_gain_over_no_memory_db': gains,
         'observe': {key: float(np.mean([o[key] for o in observed]))
-                    for key in ('seconds', 'keyframes', 'points', 'finetune_steps')},
+                    for key in ('seconds', 'frames', 'keyframes', 'points', 'finetune_steps')},
+        'finetuning_per_100_frames': finetuning_cost(observed),
         'wall_seconds_per_episode': float(np.mean([r['wall_seconds'] for r in results])),
     }
     condition = results[0]['signature'].get('condition', 'rgbd')
     summary['targets'] = check_targets(rows, condition)
     return summary
+
+
+def finetuning_cost(observed):
+    """
+    Finetuning steps and CPU-seconds per 100 observed frames, over the episodes that count both.
+
+    Results written before the CPU time was recorded lack it and are left out (None when none
+    has it).
+    """
+    counted = [o for o in observed if 'finetune_cpu_seconds' in o and o['frames']]
+    if not counted:
+        return None
+    frames = sum(o['frames'] for o in counted)
+    return {'episodes': len(counted),
+            'steps': 100.0 * sum(o['finetune_steps'] for o in counted) / frames,
+            'cpu_seconds': 100.0 * sum(o['finetune_cpu_seconds'] for o in counted) / frames}
 
 
 def check_targets(rows, condition='rgbd'):
@@ -143,6 +160,11 @@ def markdown_table(summary):
     lines.append(f"{summary['episodes']} episodes, {summary['frames']} predicted frames "
                  f"({summary['revisit_frames']} revisits, "
                  f"{100 * summary['revisit_fraction']:.0f}%).")
+    cost = summary.get('finetuning_per_100_frames')
+    if cost and cost['steps']:
+        lines.append(f"Episodic finetuning per 100 observed frames: {cost['steps']:.0f} steps, "
+                     f"{cost['cpu_seconds']:.1f} CPU-seconds of the finetuning thread "
+                     f"({cost['episodes']} episodes).")
     lines.append('')
     for target in summary['targets']:
         mark = 'met' if target['met'] else 'missed'

@@ -228,6 +228,7 @@ def observe_context(model, episode, split, finetune_sync, poses=None, use_depth=
     return {'seconds': time.perf_counter() - started, 'frames': len(split.observed),
             'keyframes': len(model.episodic), 'points': len(model.spatial),
             'finetune_steps': model.finetuner.steps_done,
+            'finetune_cpu_seconds': model.finetuner.cpu_seconds,
             'finetune_last_loss': model.finetuner.last_loss}
 
 

@@ -12,6 +12,7 @@ import copy
 from dataclasses import asdict, dataclass
 import logging
 import threading
+import time
 
 from mowm_ros import geometry
 from mowm_ros.model.denoiser import Conditioning, Flags
@@ -126,6 +127,9 @@ class EpisodicFinetuner:
         self._thread = None
         self.steps_done = 0
         self.last_loss = float('nan')
+        # CPU time of the threads that ran train_step (time.thread_time: with torch_threads
+        # 1, the default, all of a step's work runs on the calling thread).
+        self.cpu_seconds = 0.0
 
     # --- the sampler's side -------------------------------------------------------------
     def latest(self) -> AdapterSet:
@@ -195,6 +199,7 @@ class EpisodicFinetuner:
 
     def train_step(self, keyframes) -> float:
         """Run one AdamW step of the diffusion loss on the keyframes; return the loss."""
+        started = time.thread_time()
         indices = self.choose_indices(len(keyframes.rgb))
         target, context, motions, target_pose = (
             t.to(self.device) for t in keyframe_training_inputs(
@@ -215,8 +220,10 @@ class EpisodicFinetuner:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        loss = loss.item()
         self.steps_done += 1
-        return loss.item()
+        self.cpu_seconds += time.thread_time() - started
+        return loss
 
     def publish(self, keyframes_seen) -> None:
         self._published = AdapterSet(self._published.version + 1, keyframes_seen,

@@ -283,6 +283,8 @@ class WorldModelNode(FrameInputMixin, ImageGoalMixin, MemoryMixin, ManagedNode):
             'keyframes': len(self.model.episodic),
             'adapter version': self.model.finetuner.latest().version,
             'finetuning queue': self.model.finetuner.pending_steps,
+            'finetuning steps': self.model.finetuner.steps_done,
+            'finetuning CPU-seconds': f'{self.model.finetuner.cpu_seconds:.1f}',
             'predictions published': self.predictions_published,
             'prediction poses from': self.last_prediction_source or 'n/a',
             'prediction memory agreement': f'{agreement.score:.3f}' if agreement else 'n/a',
