@@ -7,7 +7,8 @@ from bag_fixtures import EXTRINSICS, write_bag
 from mowm_ros.cli import main
 from mowm_ros.data.bag_import import extrinsics_matrix
 from mowm_ros.data.episode import save_episode
-from mowm_ros.data.stretches import plan_split, StretchConfig
+from mowm_ros.data.stretches import (continuous_runs, plan_split, split_recording, SplitError,
+                                     StretchConfig)
 from mowm_ros.model.checkpoint import default_checkpoint_dir, WEIGHTS_FILE
 from mowm_ros.nodes.world_model_node import model_config_from, PARAMETERS
 from mowm_ros.world_model import Frame, WorldModel
@@ -180,3 +181,32 @@ def test_held_out_stretches_are_spread_and_guarded():
     assert held_out == [(441, 600), (1041, 1200)]      # the end of each half, 159 frames
     # Training frames: all but the held-out stretches and the 40 frames after each.
     assert train == [(0, 441), (640, 1041)]
+
+
+def test_a_recording_of_separate_runs_is_never_split_across_the_jump():
+    """Two bags an hour apart: no held-out or training stretch spans the hour between them."""
+    config = StretchConfig(context=60, horizon=20, frame_skip=2, held_out=0.25)
+    period = 250_000_000                                   # 4 Hz
+    stamps = np.concatenate([np.arange(900) * period,
+                             3600 * 10 ** 9 + np.arange(300) * period])
+    runs = continuous_runs(stamps, config)
+    assert runs == [(0, 900), (900, 1200)]
+    train, held_out = plan_split(1200, config, runs)
+    assert held_out == [(741, 900), (1041, 1200)]         # one stretch per run, each inside
+    assert train == [(0, 741), (900, 1041)]
+    for start, stop in train + held_out:
+        assert not (start < 900 < stop), f'({start}, {stop}) spans the jump'
+    # A run too short for a stretch gets none; the others share them by length.
+    stamps = np.concatenate([np.arange(1000) * period, 10 ** 13 + np.arange(100) * period])
+    train, held_out = plan_split(1100, config, continuous_runs(stamps, config))
+    assert held_out == [(341, 500), (841, 1000)] and train[-1] == (1000, 1100)
+
+
+def test_too_short_runs_are_named_with_the_images_the_import_left_out():
+    config = StretchConfig(context=60, horizon=20, frame_skip=2)
+    episode = camera_episode(200)
+    episode.stamp[100:] += 3600 * 10 ** 9                  # two runs of 100 frames
+    episode.meta['counts'] = {'images_outside_odometry': 36, 'images_without_depth': 0}
+    with pytest.raises(SplitError, match=r'in 2 separate runs .* the longest 100 frames.*'
+                       r"left out images: 36 outside the odometry's span or in its gaps\)"):
+        split_recording(episode, config)
