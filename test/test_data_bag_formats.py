@@ -111,10 +111,16 @@ def test_extrinsics_come_from_tf_static_when_it_links_the_frames(tmp_path):
     # The argument (the maze mount) differs; /tf_static wins in the default 'auto' mode.
     back = import_bag(tmp_path / 'bag', config(extrinsics=DEFAULT_EXTRINSICS))
     np.testing.assert_allclose(back.pose, episode.pose, atol=1e-9)
-    assert back.meta['extrinsics_from'] == {
-        'source': '/tf_static', 'chain': ['base_link', 'camera_link', 'camera_optical']}
+    used = back.meta['extrinsics_from']
+    assert (used['source'], used['chain']) == (
+        '/tf_static', ['base_link', 'camera_link', 'camera_optical'])
+    assert 'the extrinsics given were not used: /tf_static links base_link and ' \
+        'camera_optical' in used['argument_not_used']      # said, not silently dropped
     np.testing.assert_allclose(extrinsics_matrix(back.meta['extrinsics']),
                                MOUNT @ OPTICAL, atol=1e-9)
+    # Extrinsics that are no pose stop the import before the bag is read.
+    with pytest.raises(BagImportError, match=r'extrinsics: .*quaternion'):
+        config(extrinsics=(0, 0, 0, 0, 0, 0, 0))
     # 'argument' ignores /tf_static.
     ignored = import_bag(tmp_path / 'bag', config(extrinsics_from='argument'))
     assert ignored.meta['extrinsics_from'] == {'source': 'argument'}

@@ -34,3 +34,9 @@ def test_a_recording_imports_with_the_robots_poses_and_the_chosen_camera(tmp_pat
     # A recording is never overwritten.
     assert main(['data', 'record-sim', '--out', str(bag), '--steps', '2', '--no-progress']) == 2
     assert 'exists; choose a new path' in capsys.readouterr().err
+    # A lens MuJoCo cannot render is refused before anything is written.
+    lens = tmp_path / 'lens'
+    assert main(['data', 'record-sim', '--out', str(lens), '--fovy', '200', '--steps', '2',
+                 '--no-progress']) == 2
+    assert 'fovy must be 1-170 degrees, got 200' in capsys.readouterr().err
+    assert not lens.exists(), 'a refused recording left files behind'

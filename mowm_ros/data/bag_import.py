@@ -18,6 +18,7 @@ Frames are centre-cropped to a square and resized to the model size, as the worl
 """
 
 from dataclasses import dataclass
+import logging
 
 from mowm_ros import compressed_codec, geometry, image_codec
 from mowm_ros.data import bag_report
@@ -29,6 +30,7 @@ from mowm_ros.data.tf_tree import StaticTransforms, TransformError
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix as parse_extrinsics
 import numpy as np
 
+log = logging.getLogger(__name__)
 GENERATOR = 'mowm_ros.data.bag_import'
 GENERATOR_VERSION = '1.1'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -77,6 +79,8 @@ class BagImportConfig:
         if self.stride < 1 or self.size < 0 or not self.min_period >= 0:
             raise BagImportError(f'stride must be >= 1, size >= 0 and min_period >= 0, got '
                                  f'{self.stride}, {self.size}, {self.min_period}')
+        if self.extrinsics is not None:
+            extrinsics_matrix(self.extrinsics)   # bad values stop here, before any reading
 
 
 def extrinsics_matrix(values):
@@ -190,7 +194,13 @@ def _extrinsics(config, reading):
         else:
             try:
                 pose, chain = reading.transforms.chain(base, camera)
-                return pose, {'source': config.tf_topic, 'chain': chain}
+                meta = {'source': config.tf_topic, 'chain': chain}
+                if config.extrinsics is not None:
+                    meta['argument_not_used'] = (
+                        f'the extrinsics given were not used: {config.tf_topic} links '
+                        f'{base} and {camera} (extrinsics_from argument uses them)')
+                    log.warning(meta['argument_not_used'])
+                return pose, meta
             except TransformError as exc:
                 reason = f'{config.tf_topic}: {exc}'
         if config.extrinsics_from == 'tf':

@@ -42,6 +42,12 @@ def episode_name(maze_size, seed):
     return f'ep_{maze_size:02d}x{maze_size:02d}_s{seed:06d}.npz'
 
 
+def check_fovy(degrees):
+    """Raise ValueError unless ``degrees`` is a vertical field of view MuJoCo can render."""
+    if not 1.0 <= degrees <= 170.0:
+        raise ValueError(f'fovy must be 1-170 degrees, got {degrees}')
+
+
 @dataclass
 class GenerationConfig:
     maze_size: int = 9
@@ -108,8 +114,7 @@ class MazeCamera:
 
     def set_fovy(self, degrees):
         """Change the camera's vertical field of view (a lens other than Memory Maze's)."""
-        if not 1.0 <= degrees <= 170.0:
-            raise ValueError(f'fovy must be 1-170 degrees, got {degrees}')
+        check_fovy(degrees)
         self.physics.model.cam_fovy[self.camera_id] = degrees
         self.fovy = float(degrees)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mowm_ros import geometry
 from mowm_ros.data import bag_messages
-from mowm_ros.data.maze_env import CONTROL_PERIOD_NS, MAZE_SIZES
+from mowm_ros.data.maze_env import check_fovy, CONTROL_PERIOD_NS, MAZE_SIZES
 from mowm_ros.data.maze_robot import MazeRobot
 from mowm_ros.extrinsics import DEFAULT_EXTRINSICS, extrinsics_matrix
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -50,6 +50,8 @@ class SimRecordingConfig:
                              f'{self.steps} steps, {self.width}x{self.height}')
         if self.storage not in STORAGE:
             raise ValueError(f'storage must be one of {sorted(STORAGE)}, got {self.storage!r}')
+        if self.fovy:
+            check_fovy(self.fovy)        # before the writer creates anything
         extrinsics_matrix(self.extrinsics)
 
 

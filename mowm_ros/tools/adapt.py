@@ -87,6 +87,8 @@ def plan_inputs(args):
 
     if args.minutes < 0 or args.steps < 0 or not (args.minutes or args.steps):
         raise AdaptError('give a budget: --minutes > 0 and/or --steps > 0')
+    if args.batch_size < 1:
+        raise AdaptError(f'--batch-size must be >= 1, got {args.batch_size}')
     # Absolute paths: the card names them, and evaluations are cached by checkpoint path.
     args.out = str(Path(args.out).expanduser().resolve())
     base = Path(args.base or checkpoint.default_checkpoint_dir()).expanduser().resolve()

@@ -10,8 +10,8 @@ def _extrinsics(recording):
     values = ' '.join(f'{v:.4g}' for v in recording['extrinsics'])
     where = source['source'] + (f" ({' -> '.join(source['chain'])})" if 'chain' in source
                                 else '')
-    note = (f"; {recording['extrinsics_from']['tf_static_not_used']}"
-            if 'tf_static_not_used' in source else '')
+    note = ''.join(f'; {source[key]}' for key in ('tf_static_not_used', 'argument_not_used')
+                   if key in source)
     return f'{values} (x y z qx qy qz qw, base <- camera optical), from {where}{note}'
 
 
@@ -20,12 +20,16 @@ def _count(items, noun):
         else f'1 {noun}'
 
 
+def _plural(count, noun):
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _budget(training):
     parts = []
     if training['budget_minutes']:
         parts.append(f"{training['budget_minutes']:g} min")
     if training['budget_steps']:
-        parts.append(f"{training['budget_steps']} steps")
+        parts.append(_plural(training['budget_steps'], 'step'))
     return ' or '.join(parts)
 
 
@@ -73,8 +77,9 @@ def training_rows(training):
     val_text = 'not measured' if not last else loss(last) if first == last else \
         f'{loss(first)} -> {loss(last)}'
     return [('budget', _budget(training)),
-            ('trained', f"{training['steps']} steps in {training['minutes']:.1f} min on "
-                        f"{training['device']}, batch {training['batch_size']}, learning rate "
+            ('trained', f"{_plural(training['steps'], 'step')} in "
+                        f"{training['minutes']:.1f} min on {training['device']}, batch "
+                        f"{training['batch_size']}, learning rate "
                         f"{training['learning_rate']:g}"),
             ("replay of the base's domain", _replay(training.get('replay'))),
             ('validation v-loss on the held-out stretches', val_text)]
