@@ -56,7 +56,9 @@ def add_parser(subparsers):
                         'runs the short-term and episodic experts')
     parser.add_argument('--drift', action='store_true',
                         help="the robot's odometry drifts as uncalibrated wheel odometry does "
-                        '(0.03 rad per metre, 2%% scale; mowm_ros/data/drift.py); the camera '
+                        '(rates drawn from the maze seed around the nominal 0.03 rad per metre '
+                        'and 2%% scale, for the default seed 0.021 rad/m and 1.4%%; '
+                        'mowm_ros/data/drift.py); the camera '
                         'stays the truth')
     parser.add_argument('--trust-travel-m', type=float, default=None, metavar='M',
                         help='the world model renders and retrieves only memory seen within the '
