@@ -79,3 +79,16 @@ def test_ddp_with_two_gloo_processes_keeps_replicas_identical(tmp_path):
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1)]
     assert all(r['world_size'] == 2 and r['backend'] == 'gloo' and r['step'] == 6 for r in ranks)
     assert ranks[0]['checksum'] == pytest.approx(ranks[1]['checksum'], rel=1e-12)
+
+
+def test_the_training_device_is_chosen_and_checked(tmp_path, monkeypatch):
+    assert Trainer(tiny_config(tmp_path, device='cpu'), ShiftDataset(), None).device.type == \
+        'cpu'
+    with pytest.raises(ValueError, match=r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                                         r"got 'gpu'"):
+        tiny_config(tmp_path, device='gpu')
+    # Asking for a GPU torch does not see is an error, never a silent run on the CPU.
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda:0': torch sees no CUDA device"):
+        Trainer(tiny_config(tmp_path, device='cuda:0'), ShiftDataset(), None)
+    assert Trainer(tiny_config(tmp_path), ShiftDataset(), None).device.type == 'cpu'   # auto

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 import time
 
+from mowm_ros.device import check_device
 from mowm_ros.model import checkpoint
 from mowm_ros.model.denoiser import Conditioning, Denoiser, DenoiserConfig, Flags
 from mowm_ros.model.diffusion import Diffusion, DiffusionConfig
@@ -54,9 +55,13 @@ class TrainConfig:
     validation_batches: int = 8
     max_minutes: float = 0.0  # stop (resumably) after this long; 0 = no limit
     init_from: str = ''  # checkpoint directory whose weights start a fresh run
+    device: str = 'auto'  # auto (a GPU when torch sees one), cpu, cuda or cuda:N
     dataset: dict = field(default_factory=dict)  # options of the episode window dataset
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+    def __post_init__(self):
+        check_device(self.device)
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -111,17 +116,25 @@ def learning_rate_at(step, config) -> float:
 
 
 class Distributed:
-    """Rank, world size and device for a plain run or one started by torchrun."""
+    """
+    Rank, world size and device for a plain run or one started by torchrun.
 
-    def __init__(self) -> None:
+    ``device`` 'auto' takes this rank's GPU when torch sees one, else the CPU; 'cuda'
+    without a GPU is an error, not a silent fall-back.
+    """
+
+    def __init__(self, device='auto') -> None:
         self.world_size = int(os.environ.get('WORLD_SIZE', '1'))
         self.rank = int(os.environ.get('RANK', '0'))
         self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-        if torch.cuda.is_available():
-            self.device = torch.device('cuda', self.local_rank)
-            torch.cuda.set_device(self.device)
-        else:
+        if device.startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'device {device!r}: torch sees no CUDA device')
+        if device == 'cpu' or (device == 'auto' and not torch.cuda.is_available()):
             self.device = torch.device('cpu')
+        else:
+            index = int(device.partition(':')[2] or self.local_rank)
+            self.device = torch.device('cuda', index)
+            torch.cuda.set_device(self.device)
         if self.world_size > 1 and not dist.is_initialized():
             dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
 
@@ -138,7 +151,7 @@ class Trainer:
 
     def __init__(self, config, train_set, val_set) -> None:
         self.config = config
-        self.dist = Distributed()
+        self.dist = Distributed(config.device)
         self.device = self.dist.device
         torch.manual_seed(config.seed + self.dist.rank)
         self.out_dir = Path(config.out_dir)

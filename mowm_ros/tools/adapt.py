@@ -70,7 +70,7 @@ def train_config_for(args, base, base_config):
         'out_dir': str(work_dir(args.out) / 'train'), 'init_from': str(base),
         'steps': args.steps, 'batch_size': args.batch_size,
         'learning_rate': args.lr, 'warmup_steps': args.warmup, 'num_workers': args.workers,
-        'seed': args.seed, 'log_every': 10, 'checkpoint_every': args.checkpoint_every,
+        'seed': args.seed, 'device': args.device, 'log_every': 10, 'checkpoint_every': args.checkpoint_every,
         'validate_every': args.checkpoint_every, 'validation_batches': 4,
         'dataset': {key: dataset[key] for key in ('frame_skip', 'memory_gap', 'cloud', 'render')
                     if key in dataset},
@@ -326,8 +326,8 @@ def add_parser(subparsers):
     parser.add_argument('--sampler-steps', type=int, default=4,
                         help='DDIM steps per predicted frame in the evaluation')
     parser.add_argument('--device', default='auto', type=device_argument,
-                        help=f'evaluation device, {DEVICE_HELP} (training uses the GPU when '
-                             'torch sees one)')
+                        help=f'device for training and evaluation, {DEVICE_HELP} (auto: the GPU '
+                             'when torch sees one)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
     parser.add_argument('--fresh', action='store_true',
                         help='start over: delete DIR/adapt (split, evaluations, training)')
