@@ -70,7 +70,8 @@ def train_config_for(args, base, base_config):
         'out_dir': str(work_dir(args.out) / 'train'), 'init_from': str(base),
         'steps': args.steps, 'batch_size': args.batch_size,
         'learning_rate': args.lr, 'warmup_steps': args.warmup, 'num_workers': args.workers,
-        'seed': args.seed, 'device': args.device, 'log_every': 10, 'checkpoint_every': args.checkpoint_every,
+        'seed': args.seed, 'device': args.device, 'log_every': 10,
+        'checkpoint_every': args.checkpoint_every,
         'validate_every': args.checkpoint_every, 'validation_batches': 4,
         'dataset': {key: dataset[key] for key in ('frame_skip', 'memory_gap', 'cloud', 'render')
                     if key in dataset},
