@@ -85,6 +85,10 @@ class WorldModelConfig:
     # (memory/retrieval.py) in place of the recent frames, where they help.
     episodic_retrieval: bool = True
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    # With depth, each keyframe keeps the spatial memory's render at its pose from before it was
+    # fused, and the adapters learn the place given that render; beside the spatial expert the
+    # episodic term is then v(render, adapters) - v(render, frozen) (model/experts.py).
+    episodic_memory_view: bool = True
     context_interval_s: float = 0.5      # spacing of short-term context frames
     # With drifting odometry: render the spatial memory and retrieve keyframes only from what
     # was seen within the last this many metres travelled (memory/travel.py); 0: all of it.
@@ -238,6 +242,12 @@ class WorldModel:
             last_stamp = self._context[-1][2] if self._context else None
             if last_stamp is not None and frame.stamp < last_stamp:
                 raise ValueError(f'stamp {frame.stamp} goes backwards (last {last_stamp})')
+            view = None
+            if frame.depth is not None and self._learns_memory_view and \
+                    self.episodic.would_admit(frame.pose, int(frame.stamp)):
+                view = self.spatial.render(frame.pose, model_K, self.size, self.size,
+                                           seen_after=self._seen_after())
+                view = (np.asarray(view.rgb).astype(np.uint8), np.asarray(view.mask, bool))
             if frame.depth is not None:
                 self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
                                        frame.pose, frame.K, int(frame.stamp))
@@ -248,14 +258,21 @@ class WorldModel:
             if last_stamp is None or frame.stamp - last_stamp >= interval:
                 self._context.append((model_rgb, np.array(frame.pose), int(frame.stamp)))
         self.frames_observed += 1
-        admitted = self.episodic.add(model_rgb, frame.pose, int(frame.stamp))
+        admitted = self.episodic.add(model_rgb, frame.pose, int(frame.stamp), view)
         if admitted and 'episodic' in self.config.experts and self.config.finetune_on_observe:
             self.finetuner.submit(self.keyframes(), new_keyframes=1)
         return admitted
 
+    @property
+    def _learns_memory_view(self) -> bool:
+        experts = self.config.experts
+        return self.config.episodic_memory_view and 'episodic' in experts and \
+            'spatial' in experts
+
     def keyframes(self) -> KeyframeBatch:
         arrays = self.episodic.snapshot()
-        return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose)
+        return KeyframeBatch(rgb=arrays.rgb, poses=arrays.pose, view_rgb=arrays.view_rgb,
+                             view_mask=arrays.view_mask, has_view=arrays.has_view)
 
     @property
     def context_ready(self) -> bool:
@@ -308,7 +325,8 @@ class WorldModel:
         return Composition(expert_set(experts or self.config.experts,
                                       weights or self.config.weights,
                                       self.config.episodic_sees_recent_context,
-                                      self.config.episodic_retrieval),
+                                      self.config.episodic_retrieval,
+                                      self.config.episodic_memory_view),
                            mode or self.config.composition)
 
     @torch.no_grad()

@@ -174,3 +174,38 @@ def test_concurrent_adds_and_snapshots_stay_consistent():
     for thread in threads:
         thread.join()
     assert not errors and len(buffer) == 20 and buffer.version == 300
+
+
+def view(value, covered):
+    """A memory view: uint8 rgb of ``value`` and a mask covering the top ``covered`` rows."""
+    mask = np.zeros((64, 64), bool)
+    mask[:covered] = True
+    return image(value), mask
+
+
+def test_keyframes_keep_their_memory_views_through_snapshot_and_persistence():
+    buffer = EpisodicBuffer(EpisodicBufferConfig(min_translation=0.5))
+    assert buffer.snapshot().has_view is None                      # empty: nothing to show
+    assert buffer.would_admit(pose_at(0.0, 0.0), 0)
+    assert buffer.add(image(1), pose_at(0.0, 0.0), 0)              # stored without a view
+    assert not buffer.would_admit(pose_at(0.2, 0.0), SECOND)       # says what add would do
+    assert not buffer.add(image(2), pose_at(0.2, 0.0), SECOND, view(20, 5))
+    assert buffer.would_admit(pose_at(1.0, 0.0), 2 * SECOND)
+    assert len(buffer) == 1                                        # asking admits nothing
+    assert buffer.add(image(3), pose_at(1.0, 0.0), 2 * SECOND, view(30, 10))
+    arrays = buffer.snapshot()
+    assert arrays.has_view.tolist() == [False, True]
+    assert (arrays.view_rgb[1] == 30).all() and arrays.view_mask[1].sum() == 10 * 64
+    # A view of another size is refused and the buffer is left as it was.
+    with pytest.raises(ValueError, match='keyframe view must be uint8'):
+        buffer.add(image(4), pose_at(2.0, 0.0), 3 * SECOND, (image(4, 32), np.ones((32, 32))))
+    assert len(buffer) == 2
+    restored = EpisodicBuffer.from_arrays(buffer.to_arrays()).snapshot()
+    np.testing.assert_array_equal(restored.has_view, arrays.has_view)
+    np.testing.assert_array_equal(restored.view_rgb, arrays.view_rgb)
+    np.testing.assert_array_equal(restored.view_mask, arrays.view_mask)
+    # Snapshots saved before views existed load as keyframes without views.
+    older = {k: v for k, v in buffer.to_arrays().items() if not k.startswith(('view', 'has'))}
+    assert EpisodicBuffer.from_arrays(older).snapshot().has_view is None
+    with pytest.raises(ValueError, match='episodic views need all of'):
+        EpisodicBuffer.check_arrays({**older, 'has_view': arrays.has_view})

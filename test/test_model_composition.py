@@ -140,3 +140,18 @@ def test_retrieval_costs_no_extra_query_and_falls_back_to_the_adapters_alone():
     # Recalling far from the robot reads no recent frames, so there is nothing to replace.
     recall = expert_set(['episodic'], {}, recent_context_for_episodic=False, retrieval=True)
     assert not recall[0].positive.retrieved and not recall[0].positive.context
+
+
+def test_beside_the_render_the_episodic_term_sees_it_on_both_sides():
+    from mowm_ros.model.composition import expert_set
+
+    names = ['short_term', 'episodic', 'spatial']
+    composition = Composition(expert_set(names, {}, retrieval=True, memory_view=True))
+    episodic, spatial = composition.experts[1], composition.experts[2]
+    assert episodic.positive == Query(context=True, render=True, adapter=True, retrieved=True)
+    # Its twin is the spatial expert's query: the render is counted once, by the spatial term.
+    assert episodic.negative == spatial.positive == Query(context=True, render=True)
+    assert len(composition.queries()) == 3                       # no query more than before
+    # Without the spatial expert there is no render to learn beside: unchanged.
+    alone = expert_set(['short_term', 'episodic'], {}, retrieval=True, memory_view=True)
+    assert alone[1] == expert_set(['short_term', 'episodic'], {}, retrieval=True)[1]

@@ -223,3 +223,43 @@ def test_sampler_always_sees_a_whole_adapter_set(small_checkpoint, room):
         expected = published[version]
         assert set(weights) == set(expected)
         assert all(torch.equal(weights[name], expected[name]) for name in expected)
+
+
+def test_keyframes_keep_the_memory_view_they_were_taken_with(small_checkpoint, room):
+    """With depth, each keyframe keeps the render from before its own depth was fused."""
+    model = make_model(small_checkpoint, finetune_on_observe=False)
+    try:
+        frames = frames_in(room, 4)
+        fused = []
+        for frame in frames:
+            model.observe(frame)
+            # The render from the memory as it is now, its own depth included.
+            fused.append(model.render_memory(frame.pose[None])[1][0])
+        arrays = model.episodic.snapshot()
+        assert len(arrays) == 4 and arrays.has_view.all()
+        assert not arrays.view_mask[0].any(), 'the first keyframe saw an empty memory'
+        for index in range(1, 4):
+            before, after = arrays.view_mask[index], fused[index]
+            assert before.any() and (before <= after).all() and before.sum() < after.sum(), \
+                f'keyframe {index}: its view does not come from the memory before it'
+        # The finetuner is given the views with the keyframes.
+        batch = model.keyframes()
+        np.testing.assert_array_equal(batch.view_mask, arrays.view_mask)
+        # Nothing to learn beside a render: no views without depth, without the spatial
+        # expert, or when switched off.
+        for overrides, strip_depth in (({}, True), ({'experts': ('short_term', 'episodic')},
+                                                    False),
+                                       ({'episodic_memory_view': False}, False)):
+            other = make_model(small_checkpoint, finetune_on_observe=False, **overrides)
+            try:
+                for frame in frames:
+                    if strip_depth:
+                        frame = Frame(rgb=frame.rgb, pose=frame.pose, K=frame.K,
+                                      stamp=frame.stamp)
+                    other.observe(frame)
+                assert len(other.episodic) == 4 and other.keyframes().has_view is None, \
+                    overrides
+            finally:
+                other.close()
+    finally:
+        model.close()

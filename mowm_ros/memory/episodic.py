@@ -7,6 +7,10 @@ nearest neighbour in (x, y, heading) is evicted, never the one being admitted, s
 keeps covering the places it has seen instead of only the most recent ones. ``retrieve``
 ranks keyframes by how much of a query camera's planar view they also saw. The episodic
 expert finetunes on ``snapshot()``; ``version`` tells it when there is something new.
+
+A keyframe may carry the *memory view* it was taken with: the spatial memory rendered at its
+pose before its own depth was fused (rgb and a coverage mask). The adapters then learn what
+this place looks like given the render the sampler will also give them (world_model.py).
 """
 
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ from mowm_ros import geometry
 import numpy as np
 
 ARRAY_NAMES = ('rgb', 'pose', 'stamp', 'motion', 'keyframe_id', 'version', 'next_id')
+VIEW_NAMES = ('view_rgb', 'view_mask', 'has_view')   # optional: older snapshots lack them
 
 
 @dataclass
@@ -83,6 +88,9 @@ class KeyframeArrays:
     motion: np.ndarray       # float64 (N, 3)
     keyframe_id: np.ndarray  # int64 (N,)
     version: int
+    view_rgb: np.ndarray = None   # uint8 (N, S, S, 3): the memory view at each keyframe
+    view_mask: np.ndarray = None  # bool (N, S, S): which view pixels the memory covered
+    has_view: np.ndarray = None   # bool (N,): keyframes stored with a view
 
     def __len__(self):
         return len(self.stamp)
@@ -110,6 +118,9 @@ class EpisodicBuffer:
         self._stamp = np.zeros(capacity, np.int64)
         self._motion = np.zeros((capacity, 3))
         self._keyframe_id = np.zeros(capacity, np.int64)
+        self._view_rgb = np.zeros((capacity, size, size, 3), np.uint8)
+        self._view_mask = np.zeros((capacity, size, size), bool)
+        self._has_view = np.zeros(capacity, bool)
         self._order = []   # slots, oldest first
 
     def __len__(self):
@@ -127,19 +138,27 @@ class EpisodicBuffer:
             self._clear()
             self._version += 1
 
-    def add(self, rgb, pose, stamp) -> bool:
+    def add(self, rgb, pose, stamp, view=None) -> bool:
         """
         Offer a frame; return True when it was admitted as a keyframe.
 
         ``rgb`` must be uint8 (S, S, 3) with S the configured image size, ``pose`` world <-
-        optical camera, ``stamp`` integer nanoseconds not older than the newest keyframe.
-        Bad input raises ValueError and leaves the buffer unchanged.
+        optical camera, ``stamp`` integer nanoseconds not older than the newest keyframe;
+        ``view`` (optional) the memory view (rgb uint8 (S, S, 3), mask bool (S, S)) taken
+        with it. Bad input raises ValueError and leaves the buffer unchanged.
         """
         rgb = np.asarray(rgb)
         size = self.config.image_size
         if rgb.shape != (size, size, 3) or rgb.dtype != np.uint8:
             raise ValueError(f'keyframe rgb must be uint8 ({size}, {size}, 3), '
                              f'got {rgb.dtype} {rgb.shape}')
+        if view is not None:
+            view_rgb, view_mask = np.asarray(view[0]), np.asarray(view[1])
+            if view_rgb.shape != (size, size, 3) or view_rgb.dtype != np.uint8 \
+                    or view_mask.shape != (size, size):
+                raise ValueError(f'keyframe view must be uint8 ({size}, {size}, 3) and a '
+                                 f'({size}, {size}) mask, got {view_rgb.dtype} '
+                                 f'{view_rgb.shape} and {view_mask.shape}')
         pose = geometry.check_pose(pose)
         if isinstance(stamp, (bool, np.bool_)) or not isinstance(stamp, (int, np.integer)) \
                 or stamp < 0:
@@ -147,15 +166,9 @@ class EpisodicBuffer:
                              f'got {stamp!r}')
         stamp = int(stamp)
         with self._lock:
-            motion = np.zeros(3)
-            if self._order:
-                newest = self._order[-1]
-                if stamp < self._stamp[newest]:
-                    raise ValueError(f'stamp {stamp} is older than the newest keyframe '
-                                     f'{self._stamp[newest]}')
-                motion = geometry.relative_motion(self._pose[newest], pose)
-                if not self._should_admit(motion, (stamp - self._stamp[newest]) / 1e9):
-                    return False
+            motion = self._admission(pose, stamp)
+            if motion is None:
+                return False
             if len(self._order) == self.config.capacity:
                 slot = self._evict_for(pose)
             else:
@@ -165,10 +178,31 @@ class EpisodicBuffer:
             self._stamp[slot] = stamp
             self._motion[slot] = motion
             self._keyframe_id[slot] = self._next_id
+            self._has_view[slot] = view is not None
+            if view is not None:
+                self._view_rgb[slot], self._view_mask[slot] = view_rgb, view_mask
             self._order.append(slot)
             self._next_id += 1
             self._version += 1
             return True
+
+    def would_admit(self, pose, stamp) -> bool:
+        """Return whether ``add`` would admit a frame at ``pose`` and ``stamp`` now."""
+        with self._lock:
+            return self._admission(geometry.check_pose(pose), int(stamp)) is not None
+
+    def _admission(self, pose, stamp):
+        """The motion from the newest keyframe if a frame there is admitted, else None."""
+        if not self._order:
+            return np.zeros(3)
+        newest = self._order[-1]
+        if stamp < self._stamp[newest]:
+            raise ValueError(f'stamp {stamp} is older than the newest keyframe '
+                             f'{self._stamp[newest]}')
+        motion = geometry.relative_motion(self._pose[newest], pose)
+        if not self._should_admit(motion, (stamp - self._stamp[newest]) / 1e9):
+            return None
+        return motion
 
     def _should_admit(self, motion, elapsed_s):
         config = self.config
@@ -220,8 +254,11 @@ class EpisodicBuffer:
 
     def _snapshot_locked(self):
         slots = np.array(self._order, dtype=np.int64)
+        views = ((self._view_rgb[slots], self._view_mask[slots], self._has_view[slots])
+                 if self._has_view[slots].any() else (None, None, None))
         return KeyframeArrays(self._rgb[slots], self._pose[slots], self._stamp[slots],
-                              self._motion[slots], self._keyframe_id[slots], self._version)
+                              self._motion[slots], self._keyframe_id[slots], self._version,
+                              *views)
 
     def __iter__(self):
         arrays = self.snapshot()
@@ -279,9 +316,13 @@ class EpisodicBuffer:
         with self._lock:
             arrays = self._snapshot_locked()
             next_id = self._next_id
-        return {'rgb': arrays.rgb, 'pose': arrays.pose, 'stamp': arrays.stamp,
-                'motion': arrays.motion, 'keyframe_id': arrays.keyframe_id,
-                'version': np.int64(arrays.version), 'next_id': np.int64(next_id)}
+        result = {'rgb': arrays.rgb, 'pose': arrays.pose, 'stamp': arrays.stamp,
+                  'motion': arrays.motion, 'keyframe_id': arrays.keyframe_id,
+                  'version': np.int64(arrays.version), 'next_id': np.int64(next_id)}
+        if arrays.has_view is not None:
+            result.update(view_rgb=arrays.view_rgb, view_mask=arrays.view_mask,
+                          has_view=arrays.has_view)
+        return result
 
     @staticmethod
     def check_arrays(arrays) -> None:
@@ -303,6 +344,17 @@ class EpisodicBuffer:
             if value.dtype != dtype or value.shape != shape:
                 raise ValueError(f'episodic array {name!r} must be {np.dtype(dtype)} {shape}, '
                                  f'got {value.dtype} {value.shape}')
+        present = [name for name in VIEW_NAMES if name in arrays]
+        if present and len(present) != len(VIEW_NAMES):
+            raise ValueError(f'episodic views need all of {list(VIEW_NAMES)}, got {present}')
+        if present:
+            views = {'view_rgb': (np.uint8, rgb.shape), 'view_mask': (np.bool_, rgb.shape[:3]),
+                     'has_view': (np.bool_, (count,))}
+            for name, (dtype, shape) in views.items():
+                value = np.asarray(arrays[name])
+                if value.dtype != dtype or value.shape != shape:
+                    raise ValueError(f'episodic array {name!r} must be {np.dtype(dtype)} '
+                                     f'{shape}, got {value.dtype} {value.shape}')
         for index, pose in enumerate(arrays['pose']):
             geometry.check_pose(pose, f'episodic pose {index}')
         if count > 1 and np.any(np.diff(arrays['stamp']) < 0):
@@ -340,6 +392,10 @@ class EpisodicBuffer:
                 buffer._stamp[slot] = arrays['stamp'][index]
                 buffer._motion[slot] = arrays['motion'][index]
                 buffer._keyframe_id[slot] = arrays['keyframe_id'][index]
+                buffer._has_view[slot] = 'has_view' in arrays and arrays['has_view'][index]
+                if buffer._has_view[slot]:
+                    buffer._view_rgb[slot] = arrays['view_rgb'][index]
+                    buffer._view_mask[slot] = arrays['view_mask'][index]
                 buffer._order.append(slot)
             buffer._recompute_motion()
             buffer._version = int(arrays['version'])

@@ -72,17 +72,22 @@ class Composition:
         return v, sum(coefficient for coefficient, _ in terms)
 
 
-def expert_set(names, weights, recent_context_for_episodic=True, retrieval=False) -> list:
+def expert_set(names, weights, recent_context_for_episodic=True, retrieval=False,
+               memory_view=False) -> list:
     """
     Build experts by name (``EXPERT_NAMES``) with their weights (default: DEFAULT_WEIGHTS).
 
     ``retrieval``: the episodic expert reads keyframes retrieved near the target.
+    ``memory_view``: beside the spatial expert, the episodic expert's term sees the render on
+    both sides (its adapters learnt the keyframes with their memory views).
     """
     weights = {**DEFAULT_WEIGHTS, **weights}
+    beside_render = memory_view and 'spatial' in names
     factories = {
         'short_term': lambda: library.short_term_expert(weights['short_term']),
         'episodic': lambda: library.episodic_expert(weights['episodic'],
-                                                    recent_context_for_episodic, retrieval),
+                                                    recent_context_for_episodic, retrieval,
+                                                    beside_render),
         'spatial': lambda: library.spatial_expert(weights['spatial']),
     }
     unknown = set(names) - set(factories)

@@ -60,7 +60,7 @@ def short_term_expert(weight=DEFAULT_WEIGHTS['short_term']) -> Expert:
 
 
 def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True,
-                    retrieval=False) -> Expert:
+                    retrieval=False, render=False) -> Expert:
     """
     Network + LoRA finetuned on the episodic buffer; its twin is the frozen network.
 
@@ -68,8 +68,15 @@ def episodic_expert(weight=DEFAULT_WEIGHTS['episodic'], recent_context=True,
     keyframes taken nearest the target pose (memory/retrieval.py), against the frozen network
     on the recent frames: at a revisit the term carries what the camera saw there. Where no
     keyframe is near, the conditioning holds the recent frames in their place and the term is
-    the adapters' alone.
+    the adapters' alone. With ``render`` (beside the spatial expert, adapters trained on the
+    keyframes' memory views) both sides also see the render: the term is what the adapters
+    know of the place beyond what the render shows, so the render is not counted twice.
     """
+    if render and recent_context:
+        return Expert('episodic', Query(context=True, render=True, adapter=True,
+                                        retrieved=retrieval),
+                      Query(context=True, render=True), weight,
+                      description='adapters beside the render vs frozen network beside it')
     if retrieval and recent_context:
         return Expert('episodic', Query(context=True, adapter=True, retrieved=True),
                       Query(context=True), weight,

@@ -35,6 +35,7 @@ class FinetuneConfig:
     batch_size: int = 8
     newest_per_batch: int = 1     # the newest keyframes in every batch; the rest are replayed
     context_dropout: float = 0.5  # share of samples trained with the recent context dropped
+    render_dropout: float = 0.5   # share of samples with a memory view trained without it
     max_pending_steps: int = 64   # cap on the backlog when keyframes arrive faster than steps
     bf16: bool = True
     seed: int = 0
@@ -50,8 +51,9 @@ class FinetuneConfig:
         if self.torch_threads < 1 or self.thread_nice < 0:
             raise ValueError(f'torch_threads must be >= 1 and thread_nice >= 0, got '
                              f'{self.torch_threads}, {self.thread_nice}')
-        if not 0.0 <= self.context_dropout <= 1.0:
-            raise ValueError(f'context_dropout must be in [0, 1], got {self.context_dropout}')
+        for name in ('context_dropout', 'render_dropout'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,10 +70,18 @@ class AdapterSet:
 
 @dataclass
 class KeyframeBatch:
-    """Keyframes to learn from: rgb (M, H, W, 3) uint8 and poses (M, 4, 4), oldest first."""
+    """
+    Keyframes to learn from: rgb (M, H, W, 3) uint8 and poses (M, 4, 4), oldest first.
+
+    With depth, their memory views: the spatial memory's render at each keyframe's pose from
+    before it was fused (view_rgb uint8 (M, H, W, 3), view_mask bool (M, H, W), has_view).
+    """
 
     rgb: np.ndarray
     poses: np.ndarray
+    view_rgb: np.ndarray = None
+    view_mask: np.ndarray = None
+    has_view: np.ndarray = None
 
 
 def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) -> tuple:
@@ -90,6 +100,18 @@ def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) ->
     target_pose = geometry.absolute_pose_features(keyframes.poses[indices], origin)
     return (images[indices], images[context_index],
             torch.from_numpy(motions).float(), torch.from_numpy(target_pose).float())
+
+
+def keyframe_memory_views(keyframes, indices) -> tuple:
+    """
+    Return (render (N, 4, H, W) in the network's layout, has_view (N,) bool) for ``indices``.
+
+    As in training and sampling: uncovered pixels 0 (mid-grey), the mask as the 4th channel.
+    """
+    mask = torch.from_numpy(keyframes.view_mask[indices]).float().unsqueeze(1)
+    rgb = torch.from_numpy(keyframes.view_rgb[indices]).permute(0, 3, 1, 2).float()
+    return (torch.cat([(rgb / 127.5 - 1.0) * mask, mask], dim=1),
+            torch.from_numpy(keyframes.has_view[indices]))
 
 
 class EpisodicFinetuner:
@@ -206,14 +228,22 @@ class EpisodicFinetuner:
                 keyframes, indices, self.context_frames, self.origin))
         n = len(indices)
         size = target.shape[-1]
-        # No render (the episodic expert remembers through its adapters), adapters on.
-        flags = Flags(
-            context_visible=dropout_flags(n, self.config.context_dropout, self.device,
-                                          self.generator),
-            render_visible=torch.zeros(n, device=self.device),
-            adapter_scale=torch.ones(n, device=self.device))
+        context_visible = dropout_flags(n, self.config.context_dropout, self.device,
+                                       self.generator)
+        render = torch.zeros(n, 4, size, size, device=self.device)
+        render_visible = torch.zeros(n, device=self.device)
+        if keyframes.has_view is not None and keyframes.has_view[indices].any():
+            # The memory view the keyframe was taken with, shown to a share of the batch: the
+            # adapters learn the place both with the render beside them and without it.
+            render, has_view = (v.to(self.device) for v in keyframe_memory_views(
+                keyframes, indices))
+            render_visible = has_view.float() * dropout_flags(
+                n, self.config.render_dropout, self.device, self.generator)
+        # Adapters on; the render only where the keyframe has a memory view.
+        flags = Flags(context_visible=context_visible, render_visible=render_visible,
+                      adapter_scale=torch.ones(n, device=self.device))
         cond = Conditioning(context=context, motions=motions, target_pose=target_pose,
-                            render=torch.zeros(n, 4, size, size, device=self.device))
+                            render=render)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             loss = diffusion_loss(self.network, self.diffusion, target, cond, flags,
                                   self.generator)
