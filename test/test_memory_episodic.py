@@ -177,7 +177,7 @@ def test_concurrent_adds_and_snapshots_stay_consistent():
 
 
 def view(value, covered):
-    """A memory view: uint8 rgb of ``value`` and a mask covering the top ``covered`` rows."""
+    """Return a memory view: uint8 rgb of ``value``, a mask covering the top ``covered`` rows."""
     mask = np.zeros((64, 64), bool)
     mask[:covered] = True
     return image(value), mask

@@ -27,7 +27,7 @@ def keyframes(count=6, views=True):
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """What each training step showed the network (the real loss is still computed)."""
+    """Record what each training step showed the network (the real loss is still computed)."""
     seen = []
     real = finetune.diffusion_loss
 

@@ -192,7 +192,7 @@ class EpisodicBuffer:
             return self._admission(geometry.check_pose(pose), int(stamp)) is not None
 
     def _admission(self, pose, stamp):
-        """The motion from the newest keyframe if a frame there is admitted, else None."""
+        """Return the motion from the newest keyframe if a frame there is admitted, else None."""
         if not self._order:
             return np.zeros(3)
         newest = self._order[-1]

@@ -229,7 +229,7 @@ class EpisodicFinetuner:
         n = len(indices)
         size = target.shape[-1]
         context_visible = dropout_flags(n, self.config.context_dropout, self.device,
-                                       self.generator)
+                                        self.generator)
         render = torch.zeros(n, 4, size, size, device=self.device)
         render_visible = torch.zeros(n, device=self.device)
         if keyframes.has_view is not None and keyframes.has_view[indices].any():

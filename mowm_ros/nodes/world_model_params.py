@@ -58,6 +58,9 @@ SPECS = {
     'episodic_retrieval': Spec(default_of(_MODEL, 'episodic_retrieval'),
                                'the episodic expert reads the keyframes taken nearest each '
                                'predicted pose in place of the recent frames'),
+    'episodic_memory_view': Spec(default_of(_MODEL, 'episodic_memory_view'),
+                                 'with depth, the adapters learn each keyframe beside the '
+                                 'spatial render it was taken with'),
     'retrieval_radius_m': Spec(RetrievalConfig().radius_m,
                                'keyframes are retrieved for a pose only if one lies this close',
                                positive=True),
@@ -170,6 +173,7 @@ def model_config_from(params):
         finetune_on_observe=bool(params['finetune']), spatial=spatial, episodic=episodic,
         torch_threads=int(params['torch_threads']),
         episodic_retrieval=bool(params['episodic_retrieval']),
+        episodic_memory_view=bool(params['episodic_memory_view']),
         retrieval=RetrievalConfig(radius_m=float(params['retrieval_radius_m'])),
         trust_travel_m=float(params['trust_travel_m']))
 
