@@ -191,3 +191,43 @@ def test_parameters_are_described_with_ranges_and_read_only_flags(ros):
     assert steps.read_only                       # read at configure only
     assert described['frame_interval_s'].additional_constraints == '> 0'
     assert described['composition'].additional_constraints == "one of ['contrastive', 'naive']"
+
+
+def test_deactivate_waits_for_a_timer_callback_already_running(ros):
+    """A tick in flight on another executor thread ends before deactivate returns."""
+    import threading
+
+    from mowm_ros.nodes.lifecycle import ManagedNode
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
+    events = []
+    started, release = threading.Event(), threading.Event()
+
+    class Ticking(ManagedNode):
+        def __init__(self, **kwargs):
+            super().__init__('ticking', {}, **kwargs)
+
+        def activate(self):     # its own group, as sim_robot's: it runs beside the service
+            self.make_timer(0.01, self.tick, callback_group=MutuallyExclusiveCallbackGroup())
+
+        def tick(self):
+            if not started.is_set():
+                started.set()
+                assert release.wait(30), 'the test never released the tick'
+                events.append('tick done')
+            else:
+                events.append('tick')
+
+    node = ros.add(Ticking(context=ros.context), start=False)
+    manager = LifecycleClient(ros.node('manager'), '/ticking')
+    assert manager.change('configure') and manager.change('activate')
+    assert started.wait(30), 'the timer never ticked once active'
+    deactivating = threading.Thread(target=lambda: events.append(
+        'deactivated' if manager.change('deactivate') else 'deactivate failed'))
+    deactivating.start()
+    wait_for(lambda: not node.active, what='deactivate to begin')
+    release.set()
+    deactivating.join(30)
+    assert not deactivating.is_alive(), 'deactivate never returned'
+    # Nothing a timer did follows the transition, and no tick started once it began.
+    assert events[-2:] == ['tick done', 'deactivated'], events

@@ -268,8 +268,19 @@ def test_cmd_vel_drives_turns_stops_and_nan_is_rejected(ros, reference):
         return (newest_odometry(recorder)[1][:2, 3] - start[:2, 3]) @ start[:2, 0]
     drive(twist(linear_x=0.5), lambda: ahead() > 1.0, 'the robot to drive 1 m forward')
     assert abs(turned_since(recorder, t0, yaw_of(start))) < 0.05, 'driving forward turned'
+    # The twist is the motion since the previous frame over the stamps between them: wall-clock
+    # stamps, so its value depends on how fast the machine steps the simulation. Where two
+    # received messages are consecutive frames it integrates to their displacement, and a
+    # step forward covers a good part of the 0.5 m the maze's speed gives a 0.25 s step.
     with recorder.lock:
-        assert max(m.twist.twist.linear.x for m in recorder.messages['odom']) > 1.0
+        odom = list(recorder.messages['odom'])
+    steps = []
+    for a, b in zip(odom, odom[1:]):
+        (ta, pa), (tb, pb) = conversions.odometry_to_pose(a), conversions.odometry_to_pose(b)
+        forward = (geometry.invert_pose(pa) @ pb)[0, 3]
+        if abs(b.twist.twist.linear.x * (tb - ta) * 1e-9 - forward) < 1e-3:
+            steps.append(forward)
+    assert steps and max(steps) > 0.25, f'steps forward (m) where the twist checks: {steps}'
 
     # Turning left increases the yaw: each step turns about 0.3 rad, so 0.6 rad means turning
     # on the turn command (not a forward command still in flight).

@@ -7,8 +7,10 @@ The managed (lifecycle) node the mowm_ros nodes share: what each transition does
   return FAILURE with the reason logged (``failure``) and what was made is released, so the
   node stays ``unconfigured`` and can be configured again;
 - activate: lifecycle publishers enabled and ``activate()`` (timers); input is taken;
-- deactivate: ``deactivate()`` (timers stopped), publishers disabled; input is ignored and
-  counted in ``inputs_ignored``; what the node holds is kept;
+- deactivate: timers stopped, and a timer callback already running (on another executor
+  thread) finishes before anything else happens, so nothing a timer does follows the
+  transition; ``deactivate()``, publishers disabled; input is ignored and counted in
+  ``inputs_ignored``; what the node holds is kept;
 - cleanup: ``release()``: everything made at configure is dropped;
 - shutdown (from any state): deactivated, ``finish()`` (the world model saves its memory),
   released.
@@ -17,6 +19,8 @@ The node's ``autostart`` parameter (default true) makes ``runtime.run_nodes`` co
 activate it at start, as a standalone ``ros2 run`` expects; set it false where a lifecycle
 manager (Nav2's) drives the transitions.
 """
+
+import threading
 
 from mowm_ros.nodes import parameters as node_parameters
 from rcl_interfaces.msg import ParameterDescriptor
@@ -27,6 +31,7 @@ from rclpy.subscription import Subscription
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
+TIMER_DRAIN_S = 30.0    # longest wait at deactivate for timer callbacks still running
 
 
 class ManagedNode(LifecycleNode):
@@ -45,6 +50,8 @@ class ManagedNode(LifecycleNode):
         self.inputs_ignored = 0             # messages that arrived while inactive
         self._made = []                     # publishers, subscriptions, services of configure
         self._timers = []                   # timers of activate
+        self._ticking = threading.Condition()
+        self._ticks_running = set()         # threads inside a timer callback now
         self.add_on_set_parameters_callback(
             node_parameters.live_setter(specs, lambda: self.params))
 
@@ -80,9 +87,30 @@ class ManagedNode(LifecycleNode):
 
     def make_timer(self, period_s, callback, **kwargs):
         """Make a timer on the node's clock, running while active (made in ``activate``)."""
-        timer = self.create_timer(period_s, callback, **kwargs)
+        def tick_while_active():
+            with self._ticking:
+                if not self.active:
+                    return
+                self._ticks_running.add(threading.get_ident())
+            try:
+                callback()
+            finally:
+                with self._ticking:
+                    self._ticks_running.discard(threading.get_ident())
+                    self._ticking.notify_all()
+
+        timer = self.create_timer(period_s, tick_while_active, **kwargs)
         self._timers.append(timer)
         return timer
+
+    def _drain_ticks(self):
+        """Wait for timer callbacks running on other threads (not this one) to return."""
+        me = threading.get_ident()
+        with self._ticking:
+            if not self._ticking.wait_for(lambda: not (self._ticks_running - {me}),
+                                          TIMER_DRAIN_S):
+                self.get_logger().warning(
+                    f'a timer callback still runs {TIMER_DRAIN_S:g} s after deactivate')
 
     def keep(self, entity):
         """Destroy ``entity`` (a publisher, subscription or service) at cleanup."""
@@ -145,10 +173,12 @@ class ManagedNode(LifecycleNode):
         return result
 
     def on_deactivate(self, state):
-        self.active = False
+        with self._ticking:
+            self.active = False             # no timer callback starts after this
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
+        self._drain_ticks()
         self.deactivate()
         return super().on_deactivate(state)
 
