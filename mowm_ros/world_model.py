@@ -36,7 +36,7 @@ from mowm_ros.model.diffusion import Diffusion
 from mowm_ros.model.experts import (DEFAULT_WEIGHTS, DENOISER, DenoiserEvaluator, EXPERT_NAMES,
                                     store_frozen_weights_in)
 from mowm_ros.model.finetune import EpisodicFinetuner, FinetuneConfig, KeyframeBatch
-from mowm_ros.model.frames import images_to_tensor, tensor_to_images
+from mowm_ros.model.frames import images_to_tensor, render_to_tensor, tensor_to_images
 from mowm_ros.model.lora import add_lora, load_adapter_state
 from mowm_ros.model.threads import sampler_threads, use_threads
 import numpy as np
@@ -247,7 +247,7 @@ class WorldModel:
                     self.episodic.would_admit(frame.pose, int(frame.stamp)):
                 view = self.spatial.render(frame.pose, model_K, self.size, self.size,
                                            seen_after=self._seen_after())
-                view = (np.asarray(view.rgb).astype(np.uint8), np.asarray(view.mask, bool))
+                view = (view.rgb, view.mask)
             if frame.depth is not None:
                 self.spatial.integrate(frame.rgb, np.asarray(frame.depth, np.float32),
                                        frame.pose, frame.K, int(frame.stamp))
@@ -516,19 +516,17 @@ class WorldModel:
             chains.append(np.concatenate([path[index], target[None]]))
         chains = np.stack(chains)
         motion = geometry.relative_motion(chains[:, :-1], chains[:, 1:])
-        render = np.zeros((len(images), 4, self.size, self.size), np.float32)
+        rgb = np.zeros((len(images), self.size, self.size, 3), np.uint8)
+        mask = np.zeros((len(images), self.size, self.size), bool)
         if spatial is not None:
             for b, pose in enumerate(target_poses):
                 view = spatial.render(pose, K, self.size, self.size, seen_after=seen_after)
-                # As in training: uncovered pixels are 0 (mid-grey), the mask says which.
-                render[b, :3] = (view.rgb.transpose(2, 0, 1) / 127.5 - 1.0) * view.mask
-                render[b, 3] = view.mask
+                rgb[b], mask[b] = view.rgb, view.mask
         device = self.device
         retrieved = {}
         if keyframes is not None:
             frames, motions = self._retrieved(keyframes.batch, context, motion, target_poses,
-                                              render[:, 3].mean(axis=(1, 2)),
-                                              keyframes.newest_pose)
+                                              mask.mean(axis=(1, 2)), keyframes.newest_pose)
             retrieved = {'retrieved_context': images_to_tensor(frames, device),
                          'retrieved_motions': torch.as_tensor(motions, dtype=torch.float32,
                                                               device=device)}
@@ -537,7 +535,7 @@ class WorldModel:
             motions=torch.as_tensor(motion, dtype=torch.float32, device=device),
             target_pose=torch.as_tensor(geometry.absolute_pose_features(target_poses),
                                         dtype=torch.float32, device=device),
-            render=torch.as_tensor(render, device=device), **retrieved)
+            render=render_to_tensor(rgb, mask, device), **retrieved)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory, keep=2, extra_meta=None) -> Path:

@@ -17,6 +17,7 @@ import time
 from mowm_ros import geometry
 from mowm_ros.model.denoiser import Conditioning, Flags
 from mowm_ros.model.diffusion import Diffusion
+from mowm_ros.model.frames import images_to_tensor, render_to_tensor
 from mowm_ros.model.lora import adapter_parameters, adapter_state, add_lora, load_adapter_state
 from mowm_ros.model.threads import background_thread_setup
 from mowm_ros.model.training import diffusion_loss, dropout_flags
@@ -91,7 +92,7 @@ def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) ->
     The context of keyframe j is the ``context_frames`` keyframes before it (the first one
     repeated at the start of the buffer), with the motions between them and to j.
     """
-    images = torch.from_numpy(keyframes.rgb).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    images = images_to_tensor(keyframes.rgb)
     context_index = np.clip(np.asarray(indices)[:, None] - np.arange(context_frames, 0, -1),
                             0, None)
     chain = np.concatenate([context_index, np.asarray(indices)[:, None]], axis=1)
@@ -103,14 +104,8 @@ def keyframe_training_inputs(keyframes, indices, context_frames, origin=None) ->
 
 
 def keyframe_memory_views(keyframes, indices) -> tuple:
-    """
-    Return (render (N, 4, H, W) in the network's layout, has_view (N,) bool) for ``indices``.
-
-    As in training and sampling: uncovered pixels 0 (mid-grey), the mask as the 4th channel.
-    """
-    mask = torch.from_numpy(keyframes.view_mask[indices]).float().unsqueeze(1)
-    rgb = torch.from_numpy(keyframes.view_rgb[indices]).permute(0, 3, 1, 2).float()
-    return (torch.cat([(rgb / 127.5 - 1.0) * mask, mask], dim=1),
+    """Return (render (N, 4, H, W) in the network's layout, has_view (N,)) for ``indices``."""
+    return (render_to_tensor(keyframes.view_rgb[indices], keyframes.view_mask[indices]),
             torch.from_numpy(keyframes.has_view[indices]))
 
 
